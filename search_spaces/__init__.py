@@ -1,0 +1,93 @@
+"""Search spaces: one module per family, each with `suggest(trial) -> dict` and `PAPER_BEST`.
+
+`suggest` is an Optuna define-by-run function: it calls trial.suggest_* (so
+conditional parameters are plain `if`s) and returns any constants to add.
+`PinnedSpace` pins some parameters to fixed values (`--fix key=value`).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+
+def space_of(family: str):
+    return importlib.import_module(f"search_spaces.{family}").suggest
+
+
+class PinnedSpace:
+    """A family's space with some parameters fixed; picklable, so a resumed search keeps it."""
+
+    def __init__(self, family: str, pins: dict):
+        self.family = family
+        self.pins = dict(pins)
+
+    def __call__(self, trial) -> dict:
+        constants = space_of(self.family)(_PinningTrial(trial, self.pins)) or {}
+        return {**constants, **self.pins}
+
+
+class _PinningTrial:
+    """Answers suggest_* for pinned names itself and passes everything else to the real trial."""
+
+    def __init__(self, trial, pins: dict):
+        self._trial = trial
+        self._pins = pins
+
+    def suggest_categorical(self, name, choices):
+        return self._pins[name] if name in self._pins else self._trial.suggest_categorical(name, choices)
+
+    def suggest_int(self, name, low, high, **kwargs):
+        return self._pins[name] if name in self._pins else self._trial.suggest_int(name, low, high, **kwargs)
+
+    def suggest_float(self, name, low, high, **kwargs):
+        return self._pins[name] if name in self._pins else self._trial.suggest_float(name, low, high, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._trial, name)
+
+
+def parameter_distributions(family: str, *, samples: int = 200) -> dict:
+    """Every parameter the space can ask for (under any branch), with its distribution."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    suggest = space_of(family)
+    found = {}
+    for _ in range(samples):
+        trial = study.ask()
+        suggest(trial)
+        found.update(trial.distributions)
+        study.tell(trial, 0.0)
+    return found
+
+
+def parse_pins(family: str, assignments: list[str]) -> dict:
+    """'key=value' strings -> {key: typed value}, checked against the space. Raises ValueError."""
+    distributions = parameter_distributions(family) if assignments else {}
+    pins = {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--fix {assignment!r} is not KEY=VALUE (e.g. --fix input_size=64)")
+        if key not in distributions:
+            raise ValueError(f"--fix {key}: {family} has no parameter {key!r}; it has {', '.join(sorted(distributions))}")
+        pins[key] = _typed(raw.strip(), distributions[key], key)
+    return pins
+
+
+def _typed(raw: str, distribution, key: str):
+    if isinstance(distribution, CategoricalDistribution):
+        for choice in distribution.choices:
+            if str(choice).lower() == raw.lower():
+                return choice
+        raise ValueError(f"--fix {key}={raw}: choose one of {', '.join(map(str, distribution.choices))}")
+    try:
+        value = int(raw) if isinstance(distribution, IntDistribution) else float(raw)
+    except ValueError:
+        raise ValueError(f"--fix {key}={raw}: expected a number") from None
+    if isinstance(distribution, (IntDistribution, FloatDistribution)) and not distribution.low <= value <= distribution.high:
+        raise ValueError(f"--fix {key}={raw}: out of the space's range [{distribution.low}, {distribution.high}]")
+    return value

@@ -1,0 +1,56 @@
+"""TinyNet's search space (define-by-run: conditional parameters appear only where they apply)."""
+
+from __future__ import annotations
+
+# The paper's TinyNet: 4 stride-2 blocks of 3x3 convs, 32-64-128-256, batchnorm, Kaiming init,
+# 64x64 input, Adam with a one-cycle schedule whose peak the LR finder picks, horizontal flips.
+PAPER_BEST = {
+    "blocks": 4,
+    "base_width": 32,
+    "convs_per_block": 1,
+    "kernel_size": 3,
+    "activation": "relu",
+    "init": "kaiming",
+    "batchnorm": True,
+    "residual": False,
+    "depthwise": False,
+    "dropout": 0.2,
+    "optimizer": "adam",
+    "lr_finder": True,
+    "weight_decay": 1e-5,
+    "batch_size": 32,
+    "input_size": 64,
+    "one_cycle": True,
+    "label_smoothing": 0.0,
+    "aug_hflip": True,
+    "aug_crop": False,
+    "aug_rotate": False,
+    "aug_color": False,
+}
+
+
+def suggest(trial) -> dict:
+    trial.suggest_int("blocks", 1, 6)
+    trial.suggest_categorical("base_width", [8, 16, 32, 48, 64])
+    trial.suggest_int("convs_per_block", 1, 2)
+    trial.suggest_categorical("kernel_size", [3, 5, 7])
+    trial.suggest_categorical("activation", ["relu", "elu", "leaky_relu", "gelu", "tanh"])
+    trial.suggest_categorical("init", ["kaiming", "glorot_normal", "glorot_uniform", "normal", "zeros"])
+    trial.suggest_categorical("batchnorm", [True, False])
+    trial.suggest_categorical("residual", [True, False])
+    trial.suggest_categorical("depthwise", [True, False])
+    trial.suggest_float("dropout", 0.0, 0.5)
+    optimizer = trial.suggest_categorical("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
+    if not trial.suggest_categorical("lr_finder", [True, False]):
+        high = 0.3 if optimizer == "sgd" else 1e-2
+        trial.suggest_float("lr", 1e-4, high, log=True)
+    if optimizer in ("sgd", "rmsprop"):
+        trial.suggest_float("momentum", 0.5, 0.99)
+    trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
+    trial.suggest_categorical("batch_size", [16, 32, 64, 128])
+    trial.suggest_categorical("input_size", [32, 64, 128])
+    trial.suggest_categorical("one_cycle", [True, False])
+    trial.suggest_float("label_smoothing", 0.0, 0.2)
+    for augmentation in ("aug_hflip", "aug_crop", "aug_rotate", "aug_color"):
+        trial.suggest_categorical(augmentation, [True, False])
+    return {}

@@ -1,0 +1,79 @@
+"""TinyNet's search space: valid, conditional where it should be, and every sample trains a step."""
+
+import optuna
+import pytest
+import torch
+
+from search_spaces import PinnedSpace, parameter_distributions, parse_pins
+from search_spaces.tinynet import PAPER_BEST, suggest
+from trainables.tinynet import build_model
+
+
+def sample_configs(count, seed=0, space=suggest):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    configs = []
+    for _ in range(count):
+        trial = study.ask()
+        constants = space(trial) or {}
+        configs.append({**trial.params, **constants})
+        study.tell(trial, 0.0)
+    return configs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_samples_are_valid_and_conditional(seed):
+    for config in sample_configs(60, seed):
+        assert 1 <= config["blocks"] <= 6 and config["kernel_size"] in (3, 5, 7)
+        assert ("momentum" in config) == (config["optimizer"] in ("sgd", "rmsprop"))
+        assert ("lr" in config) != config["lr_finder"]
+        assert config["input_size"] in (32, 64, 128)
+
+
+def test_every_sampled_architecture_builds_and_steps():
+    for config in sample_configs(25, seed=11):
+        config = {**config, "input_size": 32}
+        model = build_model(config, 8)
+        out = model(torch.rand(2, 3, 32, 32))
+        out.sum().backward()
+        assert out.shape == (2, 8)
+
+
+def test_paper_best_is_a_point_of_the_space():
+    distributions = parameter_distributions("tinynet")
+    for key, value in PAPER_BEST.items():
+        assert key in distributions, key
+        assert distributions[key]._contains(distributions[key].to_internal_repr(value)), key
+
+
+@pytest.mark.parametrize(
+    "assignments, expected",
+    [
+        (["input_size=64"], {"input_size": 64}),
+        (["batchnorm=false", "optimizer=sgd"], {"batchnorm": False, "optimizer": "sgd"}),
+        (["dropout=0.25", "blocks=3"], {"dropout": 0.25, "blocks": 3}),
+    ],
+)
+def test_pins_parse_to_typed_values(assignments, expected):
+    assert parse_pins("tinynet", assignments) == expected
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("depth=3", "has no parameter 'depth'"),
+        ("input_size=100", "choose one of 32, 64, 128"),
+        ("blocks=9", "out of the space's range"),
+        ("dropout=lots", "expected a number"),
+        ("input_size", "is not KEY=VALUE"),
+    ],
+)
+def test_bad_pins_are_rejected(assignment, message):
+    with pytest.raises(ValueError, match=message):
+        parse_pins("tinynet", [assignment])
+
+
+def test_pinned_space_always_yields_the_pins():
+    space = PinnedSpace("tinynet", {"input_size": 32, "optimizer": "sgd"})
+    for config in sample_configs(20, seed=2, space=space):
+        assert config["input_size"] == 32 and config["optimizer"] == "sgd" and "momentum" in config

@@ -1,0 +1,84 @@
+"""Assertions about what a finished sweep left in MLflow, shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from trainables.images import encode_png
+
+TRIAL_ARTIFACTS = {"confusion_matrix.png", "classification_report.json", "test_predictions.csv"}
+SWEEP_ARTIFACTS = {"trials.csv", "best_trial.json", "optimisation_history.png"}
+
+
+def sweep_runs(uri: str, sweep: str, experiment: str):
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`scenesweep.sweep` = '{sweep}'")
+    parents = [r for r in runs if r.data.tags.get("scenesweep.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("scenesweep.role") == "trial"]
+    assert len(parents) == 1, f"expected one parent run, found {len(parents)}"
+    return client, parents[0], children
+
+
+def artifact_names(client, run_id: str) -> set[str]:
+    return {a.path for a in client.list_artifacts(run_id)}
+
+
+def assert_sweep_recorded(uri: str, sweep: str, *, experiment: str, trials: int, epochs: int, per_epoch=True):
+    client, parent, children = sweep_runs(uri, sweep, experiment)
+    assert parent.info.status == "FINISHED"
+    assert SWEEP_ARTIFACTS <= artifact_names(client, parent.info.run_id)
+    assert len(children) == trials
+    assert len({c.data.tags["scenesweep.trial_id"] for c in children}) == trials
+    finished = []
+    for child in children:
+        tags, status = child.data.tags, child.info.status
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert status in ("FINISHED", "KILLED", "FAILED"), status
+        if status == "KILLED":
+            assert tags.get("scenesweep.pruned") == "true"
+        if status == "FAILED":
+            assert tags.get("scenesweep.error")
+        if status != "FINISHED":
+            continue
+        finished.append(child)
+        metrics = child.data.metrics
+        for key in ("test_accuracy", "test_loss", "params", "accuracy_per_param", "fit_seconds"):
+            assert key in metrics, key
+        assert metrics["accuracy_per_param"] == metrics["test_accuracy"] * 1e5 / metrics["params"]
+        expected = TRIAL_ARTIFACTS | ({"learning_curves.png"} if per_epoch else set())
+        assert expected <= artifact_names(client, child.info.run_id)
+        if per_epoch:
+            for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds"):
+                steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
+                assert sorted(steps) == list(range(1, epochs + 1)), (key, steps)
+        assert tags["scenesweep.model_uri"].startswith("models:/")
+    assert finished, "no trial finished"
+    best = json.loads(Path(client.download_artifacts(parent.info.run_id, "best_trial.json")).read_text())
+    metric = "val_accuracy" if per_epoch else "cv_accuracy"
+    top = max(finished, key=lambda r: r.data.metrics[metric])
+    assert best["run_id"] == top.info.run_id
+    return client, parent, finished
+
+
+def assert_model_matches_logged_predictions(uri: str, client, run, dataset) -> None:
+    """The logged pyfunc model, fed PNG bytes of the test images, predicts what the trial logged."""
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(run.data.tags["scenesweep.model_uri"])
+    frame = pd.DataFrame({"image": [encode_png(image) for image in dataset.x_test]})
+    probabilities = model.predict(frame)
+    assert list(probabilities.columns) == list(dataset.class_names)
+    assert np.allclose(probabilities.to_numpy().sum(axis=1), 1.0, atol=1e-4)
+    logged = Path(client.download_artifacts(run.info.run_id, "test_predictions.csv"))
+    with open(logged) as handle:
+        expected = [row["predicted"] for row in csv.DictReader(handle)]
+    predicted = [dataset.class_names[i] for i in probabilities.to_numpy().argmax(axis=1)]
+    agreement = np.mean([a == b for a, b in zip(predicted, expected)])
+    assert agreement == 1.0, agreement

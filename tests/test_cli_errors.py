@@ -1,0 +1,51 @@
+"""Bad input through the real CLI: one line on stderr, exit code 2, no traceback, nothing started."""
+
+import pytest
+
+from tests.conftest import free_port, run_cli
+
+
+def _existing_sweep(tmp_path):
+    (tmp_path / "sweeps" / "taken").mkdir(parents=True)
+    (tmp_path / "sweeps" / "taken" / "scenesweep.json").write_text("{}")
+    return ["--name", "taken"]
+
+
+CASES = [
+    (["--data", "no/such/folder"], "does not exist"),
+    (["--samples", "0"], "--samples 0 must be at least 1"),
+    (["--epochs", "-1"], "--epochs -1 must be at least 1"),
+    (["--gpus-per-trial", "-0.5"], "--gpus-per-trial -0.5 must be 0 or more"),
+    (["--cpus-per-trial", "0"], "--cpus-per-trial 0 must be more than 0"),
+    (["--name", "bad name!"], "is not a valid sweep name"),
+    (["--fix", "depth=2"], "has no parameter 'depth'"),
+    (["--per-class", "500"], "--per-class 500 is larger than class"),
+    (["--tracking-uri", "http://127.0.0.1:{port}"], "cannot reach the MLflow tracking server"),
+    (["--address", "10.1.2.3:6379"], "cannot write to the local store"),
+    ("existing", "already exists"),
+]
+
+
+@pytest.mark.parametrize("args, message", CASES, ids=[c[1][:30] for c in CASES])
+def test_sweep_rejects_bad_input(tmp_path, args, message):
+    if args == "existing":
+        args = _existing_sweep(tmp_path)
+    args = [a.format(port=free_port()) for a in args]
+    result = run_cli("sweep", *args, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("scenesweep: error: ") and message in lines[0]
+    assert not (tmp_path / "mlruns.db").exists() or args[:2] == ["--name", "taken"]
+
+
+@pytest.mark.parametrize("command", [["status", "nothing-here"], ["best", "nothing-here"], ["resume", "nothing-here"]])
+def test_unknown_sweep_is_a_clear_error(tmp_path, command):
+    result = run_cli(*command, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no sweep named 'nothing-here'" in result.stderr
+
+
+def test_argparse_errors_exit_2(tmp_path):
+    result = run_cli("sweep", "--space", "resnet", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2 and "invalid choice: 'resnet'" in result.stderr

@@ -1,0 +1,55 @@
+"""End to end through the real CLI: embedded Ray, Optuna, and MLflow (a sqlite store and a real server)."""
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.sweep_checks import assert_model_matches_logged_predictions, assert_sweep_recorded
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["--fix", "input_size=32", "--fix", "base_width=8", "--fix", "kernel_size=3", "--fix", "convs_per_block=1",
+         "--fix", "blocks=3"]
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("local-sweep")
+    result = run_cli("sweep", "--space", "tinynet", "--data", "demo", "--samples", "4", "--epochs", "3",
+                     "--search", "tpe", "--seed", "3", "--name", "demo-sqlite", *SMALL, cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return workdir, result
+
+
+def test_sweep_on_a_local_store_records_every_trial(local_sweep, demo_dataset):
+    workdir, result = local_sweep
+    uri = f"sqlite:///{workdir / 'mlruns.db'}"
+    client, parent, finished = assert_sweep_recorded(uri, "demo-sqlite", experiment="scenesweep-tinynet",
+                                                     trials=4, epochs=3)
+    assert (workdir / "mlartifacts").is_dir() and (workdir / "sweeps" / "demo-sqlite" / "scenesweep.json").exists()
+    assert "Best trial" in result.stdout and "python orchestrator.py ui" in result.stdout
+    assert_model_matches_logged_predictions(uri, client, finished[0], demo_dataset)
+
+
+def test_status_and_best_read_the_sweep_back(local_sweep):
+    workdir, _ = local_sweep
+    status = run_cli("status", "demo-sqlite", cwd=workdir, timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert "4 trials" in status.stdout and "val_accuracy" in status.stdout
+    best = run_cli("best", "demo-sqlite", "--top", "2", cwd=workdir, timeout=120)
+    assert best.returncode == 0, best.stderr
+    best_id = best.stdout.split("best trial ")[1].split()[0]
+    assert f"best: {best_id}" in status.stdout
+    assert '"input_size": 32' in best.stdout  # config printed with its real types
+
+
+def test_sweep_against_a_real_tracking_server(mlflow_server, tmp_path, demo_dataset):
+    result = run_cli("sweep", "--data", "demo", "--samples", "2", "--epochs", "2", "--name", "demo-http",
+                     "--tracking-uri", mlflow_server.uri, "--experiment", "http-test", *SMALL, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    client, parent, finished = assert_sweep_recorded(mlflow_server.uri, "demo-http", experiment="http-test",
+                                                     trials=2, epochs=2)
+    assert parent.info.artifact_uri.startswith("mlflow-artifacts:")
+    stored = {p.name for p in (mlflow_server.root / "artifacts").rglob("*") if p.is_file()}
+    assert {"trials.csv", "confusion_matrix.png", "MLmodel"} <= stored  # proxied onto the server's disk
+    assert not (tmp_path / "mlruns.db").exists() and not (tmp_path / "mlartifacts").exists()
+    assert_model_matches_logged_predictions(mlflow_server.uri, client, finished[0], demo_dataset)

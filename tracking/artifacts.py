@@ -1,0 +1,80 @@
+"""Artifacts a person looks at in the MLflow UI: figures, reports, tables.
+
+Each function writes one file into a folder and returns its path; logging the
+folder is the caller's business. Figures use matplotlib's Agg backend so this
+works on headless workers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def confusion_matrix_png(matrix: np.ndarray, class_names, path: Path, *, title: str = "Test confusion matrix") -> Path:
+    matrix = np.asarray(matrix)
+    size = max(5.0, 0.7 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), count in np.ndenumerate(matrix):
+        ax.text(col, row, str(count), ha="center", va="center", color="white" if shares[row, col] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
+    ax.set_title(f"{title} (accuracy {accuracy:.3f})")
+    return _save(fig, path)
+
+
+def learning_curves_png(history: dict[str, list[tuple[int, float]]], path: Path) -> Path:
+    """history: metric name -> [(epoch, value)]; losses on the left, accuracies on the right."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, points in sorted(history.items()):
+        if not points:
+            continue
+        epochs, values = zip(*points)
+        ax = loss_ax if name.endswith("loss") else acc_ax
+        ax.plot(epochs, values, marker="o", markersize=3, label=name)
+    for ax, label in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    return _save(fig, path)
+
+
+def optimisation_history_png(values: list[float], path: Path, *, metric: str, mode: str = "max") -> Path:
+    """Each finished trial's metric in start order, and the best so far."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    trials = np.arange(1, len(values) + 1)
+    if values:
+        best = np.maximum.accumulate(values) if mode == "max" else np.minimum.accumulate(values)
+        ax.scatter(trials, values, s=18, label=f"trial {metric}")
+        ax.step(trials, best, where="post", color="tab:red", label="best so far")
+        ax.legend()
+    ax.set_xlabel("trial (in start order)")
+    ax.set_ylabel(metric)
+    ax.set_title("Optimisation history")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def write_json(data, path: Path) -> Path:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    return path
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

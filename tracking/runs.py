@@ -1,0 +1,308 @@
+"""MLflow runs: one parent run per sweep, one child run per Tune trial.
+
+Everything here talks to MLflow through an explicit `MlflowClient` and run ids,
+never through the fluent API's global "active run", so the same code works in
+the driver, in Ray workers on other hosts (over HTTP), and when a trial is
+retried or a sweep resumed: runs are looked up by their scenesweep tags before
+one is created, so no trial ever gets two runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+TAG_SWEEP = "scenesweep.sweep"
+TAG_FAMILY = "scenesweep.family"
+TAG_SEARCH = "scenesweep.search"
+TAG_ROLE = "scenesweep.role"  # "sweep" for the parent run, "trial" for children
+TAG_TRIAL_ID = "scenesweep.trial_id"
+TAG_PRUNED = "scenesweep.pruned"
+TAG_ERROR = "scenesweep.error"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_RUN_NAME = "mlflow.runName"
+
+DEFAULT_STORE = "mlruns.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+_MAX_PARAM_LENGTH = 6000
+_BATCH = 100  # MLflow's log_batch accepts at most 100 params / 1000 metrics per call
+
+
+class TrackingError(RuntimeError):
+    """The tracking server or store cannot be used; the message says how to fix it."""
+
+
+# --- where the store is --------------------------------------------------------------------
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else ./mlruns.db; local paths made absolute.
+
+    Absolute because Ray runs each trial in its own working directory.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        path = uri[len("sqlite:///"):]
+        if path and not path.startswith("/"):
+            return f"sqlite:///{Path(path).resolve()}"
+        return uri
+    if parsed.scheme in ("", "file"):
+        local = parsed.path if parsed.scheme == "file" else uri
+        return Path(local).resolve().as_uri()
+    return uri
+
+
+def is_local_store(uri: str) -> bool:
+    return urlparse(uri).scheme in ("sqlite", "file", "")
+
+
+def check_tracking(uri: str, *, timeout: float = 10.0) -> None:
+    """Fail fast, with the fix in the message, when the store cannot be used."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        import requests
+
+        try:
+            response = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+        except requests.RequestException as exc:
+            raise TrackingError(
+                f"cannot reach the MLflow tracking server at {uri} ({type(exc).__name__}); "
+                "start it (e.g. `mlflow server --host 127.0.0.1 --port 5000`) or pass another --tracking-uri"
+            ) from None
+        if response.status_code >= 500:
+            raise TrackingError(f"the MLflow tracking server at {uri} is unhealthy (HTTP {response.status_code}); check its log")
+        _check_credentials(uri, timeout)
+    elif parsed.scheme not in ("sqlite", "file", "postgresql", "mysql", "mssql", "databricks") and "+" not in parsed.scheme:
+        raise TrackingError(f"unsupported tracking URI {uri!r}; use http://HOST:PORT, sqlite:///FILE or a folder")
+
+
+def _check_credentials(uri: str, timeout: float) -> None:
+    import requests
+
+    auth = None
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        auth = (user, password)
+    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
+    try:
+        response = requests.post(url, json={"max_results": 1}, auth=auth, timeout=timeout)
+    except requests.RequestException as exc:
+        raise TrackingError(f"cannot talk to the MLflow tracking server at {uri} ({type(exc).__name__})") from None
+    if response.status_code in (401, 403):
+        given = "were refused" if auth else "are missing"
+        raise TrackingError(
+            f"the MLflow tracking server at {uri} requires authentication and the credentials {given}; "
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+
+
+def local_artifact_root(uri: str) -> str | None:
+    """Artifacts of a local store go to ./mlartifacts (absolute), beside ./mlruns.db."""
+    if not is_local_store(uri):
+        return None
+    if uri.startswith("sqlite:///"):
+        base = Path(uri[len("sqlite:///"):]).parent
+    else:
+        base = Path(urlparse(uri).path)
+    return (base / DEFAULT_ARTIFACTS).resolve().as_uri()
+
+
+def get_or_create_experiment(client: MlflowClient, name: str, uri: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingError(f"experiment {name!r} is deleted in {uri}; restore it in the MLflow UI or pick another --experiment")
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=local_artifact_root(uri))
+    except MlflowException:
+        # Another process created it between our lookup and create.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+# --- the sweep's parent run ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepTarget:
+    """Where a sweep's runs live; small and picklable, handed to every trial."""
+
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+    sweep: str
+    family: str
+
+
+def start_sweep_run(client: MlflowClient, *, uri: str, experiment_id: str, sweep: str, family: str,
+                    search: str, params: dict) -> SweepTarget:
+    """Create the sweep's parent run, or reopen it when the sweep is resumed."""
+    existing = find_sweep_run(client, sweep, experiment_ids=[experiment_id])
+    if existing is not None:
+        client.update_run(existing.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        run_id = existing.info.run_id
+    else:
+        tags = {TAG_SWEEP: sweep, TAG_FAMILY: family, TAG_SEARCH: search, TAG_ROLE: "sweep"}
+        run_id = client.create_run(experiment_id, run_name=sweep, tags=tags).info.run_id
+        log_params(client, run_id, params)
+    return SweepTarget(uri=uri, experiment_id=experiment_id, parent_run_id=run_id, sweep=sweep, family=family)
+
+
+def find_sweep_run(client: MlflowClient, sweep: str, *, experiment_ids: list[str] | None = None):
+    """The parent run of sweep `sweep` (searching every experiment unless told), or None."""
+    if experiment_ids is None:
+        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    if not experiment_ids:
+        return None
+    runs = client.search_runs(
+        experiment_ids,
+        filter_string=f"tags.`{TAG_SWEEP}` = '{_quote(sweep)}' AND tags.`{TAG_ROLE}` = 'sweep'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def trial_runs(client: MlflowClient, target: SweepTarget) -> list:
+    """All child runs of the sweep, oldest first."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [target.experiment_id],
+            filter_string=f"tags.`{TAG_PARENT}` = '{target.parent_run_id}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1000,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def target_from_run(run) -> SweepTarget:
+    return SweepTarget(
+        uri="",
+        experiment_id=run.info.experiment_id,
+        parent_run_id=run.info.run_id,
+        sweep=run.data.tags.get(TAG_SWEEP, run.info.run_name),
+        family=run.data.tags.get(TAG_FAMILY, ""),
+    )
+
+
+# --- a trial's child run -------------------------------------------------------------------
+
+
+class TrialRun:
+    """The MLflow child run of one Tune trial; reopened, never duplicated, on retry or resume."""
+
+    def __init__(self, client: MlflowClient, run_id: str, *, status: str, last_step: int):
+        self.client = client
+        self.run_id = run_id
+        self.previous_status = status  # what it was before this attempt reopened it
+        self.last_logged_step = last_step  # epochs up to here are already in MLflow
+
+    @classmethod
+    def open(cls, target: SweepTarget, *, trial_id: str, trial_name: str, params: dict) -> "TrialRun":
+        client = MlflowClient(target.uri)
+        existing = client.search_runs(
+            [target.experiment_id],
+            filter_string=f"tags.`{TAG_TRIAL_ID}` = '{_quote(trial_id)}' AND tags.`{TAG_PARENT}` = '{target.parent_run_id}'",
+            max_results=1,
+        )
+        if existing:
+            run = existing[0]
+            last_step = max((m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")), default=0)
+            trial = cls(client, run.info.run_id, status=run.info.status, last_step=last_step)
+            if run.info.status != "FINISHED":
+                client.update_run(run.info.run_id, status="RUNNING")
+            return trial
+        tags = {
+            TAG_PARENT: target.parent_run_id,
+            TAG_TRIAL_ID: trial_id,
+            TAG_SWEEP: target.sweep,
+            TAG_FAMILY: target.family,
+            TAG_ROLE: "trial",
+        }
+        run = client.create_run(target.experiment_id, run_name=trial_name, tags=tags)
+        log_params(client, run.info.run_id, params)
+        return cls(client, run.info.run_id, status="RUNNING", last_step=0)
+
+    def log_epoch(self, epoch: int, metrics: dict) -> None:
+        """One log_batch per epoch; an epoch already recorded (before a retry) is not logged twice."""
+        if epoch <= self.last_logged_step:
+            return
+        timestamp = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), timestamp, epoch) for k, v in metrics.items()])
+        self.last_logged_step = epoch
+
+    def log_metrics(self, metrics: dict) -> None:
+        timestamp = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in metrics.items()])
+
+    def set_tags(self, tags: dict) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def latest_metrics(self) -> dict:
+        return dict(self.client.get_run(self.run_id).data.metrics)
+
+    def metric_history(self, key: str) -> list:
+        return sorted(self.client.get_metric_history(self.run_id, key), key=lambda m: m.step)
+
+    def finish(self, status: str = "FINISHED", *, error: str | None = None, pruned: bool = False) -> None:
+        tags = {}
+        if error:
+            tags[TAG_ERROR] = error[:5000]
+        if pruned:
+            tags[TAG_PRUNED] = "true"
+        if tags:
+            self.set_tags(tags)
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def close_open_trial_runs(client: MlflowClient, target: SweepTarget, *, status: str = "KILLED", reason: str = "") -> int:
+    """Give every child run still RUNNING a final status; returns how many were closed."""
+    closed = 0
+    for run in trial_runs(client, target):
+        if run.info.status in ("RUNNING", "SCHEDULED"):
+            if reason:
+                client.set_tag(run.info.run_id, TAG_ERROR, reason)
+            client.set_terminated(run.info.run_id, status=status)
+            closed += 1
+    return closed
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
+    items = [Param(str(k), _param_value(v)) for k, v in sorted(flatten(params).items())]
+    for start in range(0, len(items), _BATCH):
+        client.log_batch(run_id, params=items[start : start + _BATCH])
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _param_value(value) -> str:
+    text = "None" if value is None else str(value)
+    return text[:_MAX_PARAM_LENGTH]
+
+
+def _quote(value: str) -> str:
+    return str(value).replace("'", "\\'")

@@ -1,0 +1,162 @@
+"""A sweep's trials as read back from MLflow: the table, the best trial, the closing record.
+
+MLflow is the source of truth for `status`, `best` and the end-of-sweep
+summary: it holds every trial, including those of earlier, resumed or crashed
+drivers, which Tune's in-memory results do not.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from tracking.artifacts import optimisation_history_png, write_json
+from tracking.runs import TAG_ERROR, TAG_PRUNED, TAG_TRIAL_ID, SweepTarget, trial_runs
+
+SUMMARY_METRICS = ("val_accuracy", "cv_accuracy", "test_accuracy", "params", "fit_seconds")
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    trial_id: str
+    run_id: str
+    status: str  # FINISHED, FAILED, KILLED (pruned or interrupted), RUNNING
+    pruned: bool
+    epochs: int
+    metrics: dict
+    params: dict
+    error: str = ""
+    model_uri: str = ""
+
+    @property
+    def config(self) -> dict:
+        """The trial's config with MLflow's string params turned back into numbers and booleans."""
+        return {key: typed(value) for key, value in self.params.items()}
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    metric: str
+    mode: str
+    rows: list[TrialRow]
+    errors: Counter = field(default_factory=Counter)
+
+    @property
+    def finished(self) -> list[TrialRow]:
+        return [r for r in self.rows if r.status == "FINISHED" and self.metric in r.metrics]
+
+    def ranked(self, metric: str | None = None) -> list[TrialRow]:
+        """Finished trials, best first by `metric` (the family's validation metric by default)."""
+        metric = metric or self.metric
+        rows = [r for r in self.rows if r.status == "FINISHED" and metric in r.metrics]
+        return sorted(rows, key=lambda r: r.metrics[metric], reverse=self.mode == "max")
+
+    @property
+    def best(self) -> TrialRow | None:
+        ranked = self.ranked()
+        return ranked[0] if ranked else None
+
+    def counts(self) -> Counter:
+        return Counter("PRUNED" if r.pruned else r.status for r in self.rows)
+
+
+def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: str) -> SweepSummary:
+    rows, errors = [], Counter()
+    for run in trial_runs(client, target):
+        tags = run.data.tags
+        history = client.get_metric_history(run.info.run_id, "val_accuracy") if "val_accuracy" in run.data.metrics else []
+        row = TrialRow(
+            trial_id=tags.get(TAG_TRIAL_ID, ""),
+            run_id=run.info.run_id,
+            status=run.info.status,
+            pruned=tags.get(TAG_PRUNED) == "true",
+            epochs=max((m.step for m in history), default=0),
+            metrics=dict(run.data.metrics),
+            params=dict(run.data.params),
+            error=tags.get(TAG_ERROR, ""),
+            model_uri=tags.get("scenesweep.model_uri", ""),
+        )
+        rows.append(row)
+        if row.status == "FAILED":
+            errors[row.error or "unknown error"] += 1
+    return SweepSummary(metric=metric, mode=mode, rows=rows, errors=errors)
+
+
+def record_sweep_result(client: MlflowClient, target: SweepTarget, summary: SweepSummary, *, status: str) -> None:
+    """Write trials.csv, the best trial and the optimisation history onto the parent run; close it."""
+    run_id = target.parent_run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _write_trials_csv(summary, folder / "trials.csv")
+        values = [r.metrics[summary.metric] for r in summary.finished]
+        optimisation_history_png(values, folder / "optimisation_history.png", metric=summary.metric, mode=summary.mode)
+        best = summary.best
+        if best is not None:
+            write_json({"trial_id": best.trial_id, "run_id": best.run_id, "config": best.config,
+                        "metrics": best.metrics, "model_uri": best.model_uri}, folder / "best_trial.json")
+        client.log_artifacts(run_id, str(folder))
+    counts = summary.counts()
+    client.set_tag(run_id, "scenesweep.trials", ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())))
+    if best is not None:
+        client.set_tag(run_id, "scenesweep.best_trial_id", best.trial_id)
+        client.set_tag(run_id, "scenesweep.best_run_id", best.run_id)
+        for key in SUMMARY_METRICS:
+            if key in best.metrics:
+                client.log_metric(run_id, f"best_{key}", best.metrics[key])
+    client.set_terminated(run_id, status=status)
+
+
+def _write_trials_csv(summary: SweepSummary, path: Path) -> None:
+    metric_keys = sorted({k for r in summary.rows for k in r.metrics})
+    param_keys = sorted({k for r in summary.rows for k in r.params})
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["trial_id", "run_id", "status", "pruned", "epochs", *metric_keys,
+                         *[f"param.{k}" for k in param_keys], "error"])
+        for r in summary.rows:
+            writer.writerow([r.trial_id, r.run_id, r.status, r.pruned, r.epochs,
+                             *[r.metrics.get(k, "") for k in metric_keys],
+                             *[r.params.get(k, "") for k in param_keys], r.error])
+
+
+def format_table(rows: list[TrialRow], *, metric: str, key_params: list[str] | None = None) -> str:
+    """A fixed-width table of trials for the terminal."""
+    columns = ["trial", "status", "epochs", metric, "test_accuracy", "params", "fit_s"]
+    key_params = key_params or []
+    header = columns + key_params
+    lines = []
+    for r in rows:
+        status = "PRUNED" if r.pruned else r.status
+        values = [r.trial_id, status, str(r.epochs), _fmt(r.metrics.get(metric)), _fmt(r.metrics.get("test_accuracy")),
+                  _fmt_int(r.metrics.get("params")), _fmt(r.metrics.get("fit_seconds"), 1)]
+        values += [r.params.get(k, "") for k in key_params]
+        lines.append(values)
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)] if lines else [len(h) for h in header]
+    render = lambda values: "  ".join(str(v).ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    return "\n".join([render(header), *map(render, lines)])
+
+
+def typed(value: str):
+    if value in ("True", "False"):
+        return value == "True"
+    if value == "None":
+        return None
+    for convert in (int, float):
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _fmt(value, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _fmt_int(value) -> str:
+    return "" if value is None else f"{int(value):,}"

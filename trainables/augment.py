@@ -1,0 +1,116 @@
+"""Batch augmentation on the training device: one affine resample plus colour jitter.
+
+Every geometric augmentation (flip, random resized crop, zoom, rotation, shear,
+shift) is folded into one per-image 2x3 matrix and applied with a single
+`grid_sample`, which also resizes to the network's input size; no per-image
+Python work, no host round trip. Config keys are shared by every net family.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+# key -> default; `aug_<name>` switches an augmentation on, the other key sets its magnitude.
+AUGMENT_DEFAULTS = {
+    "aug_hflip": False,
+    "aug_crop": False,
+    "aug_crop_scale": 0.6,  # random resized crop: smallest kept area fraction
+    "aug_zoom": False,
+    "aug_zoom_fraction": 0.2,  # scale in [1 - f, 1 + f]
+    "aug_rotate": False,
+    "aug_rotate_degrees": 15.0,
+    "aug_shear": False,
+    "aug_shear_degrees": 10.0,
+    "aug_shift": False,
+    "aug_shift_fraction": 0.1,  # of width / height
+    "aug_color": False,
+    "aug_color_strength": 0.3,  # brightness, contrast and saturation in [1 - s, 1 + s]
+    "aug_brightness": False,
+    "aug_brightness_strength": 0.2,
+}
+
+
+class DeviceAugmenter:
+    def __init__(self, config: dict):
+        self.cfg = {key: config.get(key, default) for key, default in AUGMENT_DEFAULTS.items()}
+
+    @property
+    def geometric(self) -> bool:
+        return any(self.cfg[k] for k in ("aug_hflip", "aug_crop", "aug_zoom", "aug_rotate", "aug_shear", "aug_shift"))
+
+    def __call__(self, images: torch.Tensor, out_size: int) -> torch.Tensor:
+        """images: float (B, 3, H, W) in [0, 1] -> augmented (B, 3, out_size, out_size)."""
+        if self.geometric:
+            images = self._affine(images, out_size)
+        elif images.shape[-1] != out_size:
+            images = resize(images, out_size)
+        return self._colour(images)
+
+    def _affine(self, images: torch.Tensor, out_size: int) -> torch.Tensor:
+        cfg, batch = self.cfg, images.shape[0]
+        device, dtype = images.device, images.dtype
+
+        def uniform(low, high):
+            return torch.empty(batch, device=device, dtype=dtype).uniform_(low, high)
+
+        ones, zeros = torch.ones(batch, device=device, dtype=dtype), torch.zeros(batch, device=device, dtype=dtype)
+        # Output -> input coordinates (normalised to [-1, 1]); built right to left.
+        matrix = torch.eye(2, device=device, dtype=dtype).expand(batch, 2, 2).clone()
+        offset = torch.zeros(batch, 2, device=device, dtype=dtype)
+        if cfg["aug_hflip"]:
+            flip = torch.where(torch.rand(batch, device=device) < 0.5, -ones, ones)
+            matrix = matrix * torch.stack([flip, ones], dim=1)[:, None, :]
+        if cfg["aug_zoom"]:
+            zoom = uniform(1 - cfg["aug_zoom_fraction"], 1 + cfg["aug_zoom_fraction"])
+            matrix = matrix * zoom[:, None, None]
+        if cfg["aug_shear"]:
+            shear = torch.tan(uniform(-1, 1) * math.radians(cfg["aug_shear_degrees"]))
+            matrix = _stack2(ones, shear, zeros, ones) @ matrix
+        if cfg["aug_rotate"]:
+            angle = uniform(-1, 1) * math.radians(cfg["aug_rotate_degrees"])
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            matrix = _stack2(cos, -sin, sin, cos) @ matrix
+        if cfg["aug_crop"]:
+            area = uniform(cfg["aug_crop_scale"], 1.0)
+            aspect = torch.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
+            width, height = torch.sqrt(area * aspect).clamp(max=1), torch.sqrt(area / aspect).clamp(max=1)
+            matrix = _stack2(width, zeros, zeros, height) @ matrix
+            offset = offset + torch.stack([uniform(-1, 1) * (1 - width), uniform(-1, 1) * (1 - height)], dim=1)
+        if cfg["aug_shift"]:
+            shift = torch.stack([uniform(-1, 1), uniform(-1, 1)], dim=1)
+            offset = offset + shift * 2 * cfg["aug_shift_fraction"]
+        theta = torch.cat([matrix, offset[:, :, None]], dim=2)
+        grid = F.affine_grid(theta, [batch, images.shape[1], out_size, out_size], align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    def _colour(self, images: torch.Tensor) -> torch.Tensor:
+        cfg, batch = self.cfg, images.shape[0]
+        if not (cfg["aug_color"] or cfg["aug_brightness"]):
+            return images
+
+        def factor(strength):
+            return torch.empty(batch, 1, 1, 1, device=images.device, dtype=images.dtype).uniform_(1 - strength, 1 + strength)
+
+        if cfg["aug_brightness"]:
+            images = images * factor(cfg["aug_brightness_strength"])
+        if cfg["aug_color"]:
+            strength = cfg["aug_color_strength"]
+            images = images * factor(strength)
+            mean = images.mean(dim=(1, 2, 3), keepdim=True)
+            images = (images - mean) * factor(strength) + mean
+            grey = images.mean(dim=1, keepdim=True)
+            images = (images - grey) * factor(strength) + grey
+        return images.clamp(0, 1)
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+def _stack2(a, b, c, d):
+    return torch.stack([torch.stack([a, b], dim=1), torch.stack([c, d], dim=1)], dim=1)

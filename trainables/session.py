@@ -1,0 +1,87 @@
+"""What a family's `fit()` sees of its trial: the epoch budget, the checkpoint to
+resume from, and one call per finished epoch.
+
+`report_epoch` logs the epoch to MLflow (one log_batch) and hands it to Tune
+with a checkpoint, so ASHA can stop the trial and a retried trial resumes from
+its last epoch. The final epoch's report is held back and sent by the trial
+after test evaluation and model logging: a scheduler that stops the trial at
+that report can then no longer cut those off.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class TrialFailed(Exception):
+    """A deterministic failure of this configuration (diverged, impossible combination).
+
+    The trial's run is marked FAILED with this message and the sweep moves on;
+    Tune does not retry it, since a retry would fail the same way.
+    """
+
+
+class TrialSession:
+    def __init__(self, *, max_epochs: int, run=None, threads: int = 1, report: Callable | None = None,
+                 checkpoint=None):
+        self.max_epochs = int(max_epochs)
+        self.threads = threads
+        self._run = run  # tracking.runs.TrialRun, or None outside a sweep
+        self._report = report  # ray.tune.report, or None outside Tune
+        self._checkpoint = checkpoint  # the tune.Checkpoint to resume from, if any
+        self.history: dict[str, list[tuple[int, float]]] = {}
+        self.held_back: tuple[dict, Path | None] | None = None
+
+    def restore(self, load: Callable[[Path], T]) -> T | None:
+        """Load the latest checkpoint with `load(folder)`, or None for a fresh start."""
+        if self._checkpoint is None:
+            return None
+        with self._checkpoint.as_directory() as folder:
+            return load(Path(folder))
+
+    def report_epoch(self, epoch: int, metrics: dict, *, save: Callable[[Path], None] | None = None) -> None:
+        """Record one finished epoch (1-based) with its metrics; `save(folder)` writes the checkpoint."""
+        metrics = {k: float(v) for k, v in metrics.items()}
+        for key, value in metrics.items():
+            self.history.setdefault(key, []).append((epoch, value))
+        if self._run is not None:
+            self._run.log_epoch(epoch, metrics)
+        folder = None
+        if save is not None:
+            folder = Path(tempfile.mkdtemp(prefix="scenesweep-ckpt-"))
+            save(folder)
+        result = {**metrics, "epoch": epoch}
+        if epoch >= self.max_epochs:
+            self._discard_held()
+            self.held_back = (result, folder)
+            return
+        self._send(result, folder)
+
+    def send_final(self, final_metrics: dict) -> None:
+        """The trial's last report: the held-back epoch (if any) merged with the final metrics."""
+        result, folder = self.held_back or ({}, None)
+        self.held_back = None
+        self._send({**result, **final_metrics}, folder)
+
+    def _send(self, result: dict, folder: Path | None) -> None:
+        try:
+            if self._report is not None:
+                checkpoint = None
+                if folder is not None:
+                    from ray.tune import Checkpoint
+
+                    checkpoint = Checkpoint.from_directory(str(folder))
+                self._report(result, checkpoint=checkpoint)
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _discard_held(self) -> None:
+        if self.held_back and self.held_back[1] is not None:
+            shutil.rmtree(self.held_back[1], ignore_errors=True)
+        self.held_back = None

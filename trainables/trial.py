@@ -1,0 +1,150 @@
+"""One Tune trial, family-agnostic: seed, open the MLflow run, fit, evaluate, log, close.
+
+`run_trial` is the function Ray Tune runs. Plain training is the same code with
+no Tune and no tracking (`fit_and_evaluate`), so a sweep is an overlay on
+training, not a different code path.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainables.classifier import Evaluation, SceneClassifier
+from trainables.families import Family, get_family
+from trainables.session import TrialFailed, TrialSession
+
+TAG_MODEL_URI = "scenesweep.model_uri"
+CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    family: str
+    max_epochs: int
+    seed: int = 0
+    threads: int = 1
+    target: object | None = None  # tracking.runs.SweepTarget; None = don't track
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    classifier: SceneClassifier
+    test: Evaluation
+    metrics: dict  # the trial's final metrics (test_*, params, fit_seconds, family extras)
+
+
+def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
+    """Ray Tune's function trainable. Every exit path leaves the MLflow run in a final state."""
+    from ray import tune
+
+    from tracking.models import log_classifier
+    from tracking.runs import TrialRun
+
+    import mlflow
+
+    family = get_family(settings.family)
+    mlflow.set_tracking_uri(settings.target.uri)  # Model.log goes through the fluent API's store
+    seed_everything(settings.seed)
+    set_threads(settings.threads)
+    context = tune.get_context()
+    run = TrialRun.open(settings.target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(),
+                        params=config)
+    if run.previous_status == "FINISHED":
+        # Resumed from a snapshot taken before this trial completed: report what it already recorded.
+        tune.report({**run.latest_metrics(), "already_finished": 1})
+        return
+    session = TrialSession(max_epochs=settings.max_epochs, run=run, threads=settings.threads,
+                           report=tune.report, checkpoint=tune.get_checkpoint())
+    try:
+        outcome = fit_and_evaluate(config, dataset, family, session)
+        run.log_metrics(outcome.metrics)
+        with tempfile.TemporaryDirectory() as folder:
+            write_trial_artifacts(Path(folder), outcome, dataset, curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS})
+            run.client.log_artifacts(run.run_id, folder)
+        model = log_classifier(run.run_id, outcome.classifier, dataset.x_test[:2])
+        run.set_tags({TAG_MODEL_URI: model.model_uri})
+        run.finish("FINISHED")
+    except TrialFailed as exc:
+        # Deterministic for this config: record why and let the sweep go on (no retry).
+        run.finish("FAILED", error=str(exc))
+        return
+    except SystemExit:
+        # Tune stops a function trainable by raising SystemExit inside tune.report (ASHA pruning).
+        run.finish("KILLED", pruned=True)
+        raise
+    except BaseException as exc:
+        run.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
+        raise
+    final = dict(outcome.metrics)
+    if family.metric not in final and family.metric in session.history:
+        final[family.metric] = session.history[family.metric][-1][1]
+    session.send_final(final)
+
+
+def fit_and_evaluate(config: dict, dataset, family: Family | str, session: TrialSession) -> TrialOutcome:
+    """Plain training: fit the family on train (+val), evaluate once on test."""
+    family = get_family(family) if isinstance(family, str) else family
+    started = time.perf_counter()
+    classifier = family.trainable.fit(config, dataset, session)
+    fit_seconds = time.perf_counter() - started
+    test = Evaluation.of(classifier, dataset.x_test, dataset.y_test)
+    params = classifier.num_params
+    metrics = {
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "params": params,
+        "accuracy_per_param": test.accuracy * 1e5 / params if params else 0.0,
+        "fit_seconds": fit_seconds,
+        **classifier.extra_metrics,
+    }
+    return TrialOutcome(classifier=classifier, test=test, metrics=metrics)
+
+
+def write_trial_artifacts(folder: Path, outcome: TrialOutcome, dataset, *, curves: dict) -> None:
+    from tracking.artifacts import confusion_matrix_png, learning_curves_png, write_json
+
+    names = dataset.class_names
+    confusion_matrix_png(outcome.test.confusion, names, folder / "confusion_matrix.png")
+    write_json(outcome.test.report, folder / "classification_report.json")
+    if any(curves.values()):
+        learning_curves_png(curves, folder / "learning_curves.png")
+    with open(folder / "test_predictions.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "true", "predicted", "probability"])
+        for name, true, predicted, probs in zip(dataset.test_names, dataset.y_test, outcome.test.predictions,
+                                                outcome.test.probabilities):
+            writer.writerow([name, names[true], names[predicted], f"{probs[predicted]:.6f}"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # families without torch
+        pass
+
+
+def set_threads(threads: int) -> None:
+    """Keep a trial on its own CPUs so concurrent trials don't oversubscribe the machine."""
+    threads = max(1, int(threads))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import cv2
+
+    cv2.setNumThreads(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
