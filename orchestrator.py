@@ -56,6 +56,7 @@ class SweepSpec:
     seed: int = 0
     storage: str = "sweeps"
     fixed: dict = field(default_factory=dict)  # parameters pinned with --fix
+    options: dict = field(default_factory=dict)  # family flags that are not searched, handed to every trial
 
     @property
     def sweep_dir(self) -> Path:
@@ -322,7 +323,8 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bo
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     settings = TrialSettings(family=family.name, max_epochs=spec.epochs, seed=spec.seed,
-                             threads=max(1, int(spec.cpus_per_trial)), target=target)
+                             threads=max(1, int(spec.cpus_per_trial)), target=target,
+                             options={"cache_dir": spec.data.cache_dir, **spec.options})
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, settings=settings),
         {"cpu": spec.cpus_per_trial, "gpu": gpus},

@@ -28,9 +28,10 @@ class TrialFailed(Exception):
 
 class TrialSession:
     def __init__(self, *, max_epochs: int, run=None, threads: int = 1, report: Callable | None = None,
-                 checkpoint=None):
+                 checkpoint=None, options: dict | None = None):
         self.max_epochs = int(max_epochs)
         self.threads = threads
+        self.options = dict(options or {})  # sweep-wide settings that are not searched (cache_dir, ...)
         self._run = run  # tracking.runs.TrialRun, or None outside a sweep
         self._report = report  # ray.tune.report, or None outside Tune
         self._checkpoint = checkpoint  # the tune.Checkpoint to resume from, if any

@@ -12,7 +12,7 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class TrialSettings:
     seed: int = 0
     threads: int = 1
     target: object | None = None  # tracking.runs.SweepTarget; None = don't track
+    options: dict = field(default_factory=dict)  # sweep-wide, not searched: cache_dir, family flags
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
         tune.report({**run.latest_metrics(), "already_finished": 1})
         return
     session = TrialSession(max_epochs=settings.max_epochs, run=run, threads=settings.threads,
-                           report=tune.report, checkpoint=tune.get_checkpoint())
+                           report=tune.report, checkpoint=tune.get_checkpoint(), options=settings.options)
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
         run.log_metrics(outcome.metrics)
