@@ -28,6 +28,7 @@ TAG_PRUNED = "scenesweep.pruned"
 TAG_ERROR = "scenesweep.error"
 TAG_ATTEMPT = "scenesweep.attempt"  # 1, then +1 each time Tune retries or a resume restarts the trial
 TAG_RESUMED_FROM = "scenesweep.resumed_from_epoch"  # the checkpoint a retried trial continued from
+TAG_NODE = "scenesweep.node"  # the Ray node (its IP) the trial's latest attempt runs on
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 
@@ -230,6 +231,8 @@ class TrialRun:
                 client.update_run(run.info.run_id, status="RUNNING")
                 attempt = int(run.data.tags.get(TAG_ATTEMPT, "1")) + 1
                 trial.set_tags({TAG_ATTEMPT: attempt})
+                if TAG_ERROR in run.data.tags:  # why the last attempt ended; this one starts clean
+                    client.delete_tag(run.info.run_id, TAG_ERROR)
             return trial
         tags = {
             TAG_PARENT: target.parent_run_id,

@@ -46,8 +46,10 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
     """Ray Tune's function trainable. Every exit path leaves the MLflow run in a final state."""
     from ray import tune
 
+    import ray
+
     from tracking.models import log_classifier
-    from tracking.runs import TrialRun
+    from tracking.runs import TAG_NODE, TrialRun
 
     import mlflow
 
@@ -62,6 +64,7 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
         tune.report({**run.latest_metrics(), "already_finished": 1})
         return
+    run.set_tags({TAG_NODE: ray.util.get_node_ip_address()})
     session = TrialSession(max_epochs=settings.max_epochs, run=run, threads=settings.threads,
                            report=tune.report, checkpoint=tune.get_checkpoint(), options=settings.options)
     try:
