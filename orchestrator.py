@@ -256,6 +256,7 @@ def cmd_resume(args) -> int:
 def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     from mlflow.tracking import MlflowClient
 
+    from tracking.callback import TrialRunCloser
     from tracking.runs import check_tracking, get_or_create_experiment, start_sweep_run
     from trainables.data import load_dataset
 
@@ -273,11 +274,15 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
 
     _connect_ray(spec)
     _hide_tune_resume_hint()
+    closer = TrialRunCloser(target)
     try:
-        tuner = _build_tuner(spec, family, dataset, target, resume=resume)
-        interrupted = _stopped_early(tuner.fit(), spec.samples)
+        tuner = _build_tuner(spec, family, dataset, closer, resume=resume)
+        tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
+        interrupted = closer.interrupted
     except KeyboardInterrupt:  # a second Ctrl-C skips Tune's graceful stop
         interrupted = True
+    if interrupted:
+        closer.record_interruption()
     return _finish(spec, family, client, target, interrupted=interrupted)
 
 
@@ -290,12 +295,6 @@ def _hide_tune_resume_hint() -> None:
             return "Resume experiment with" not in record.getMessage()
 
     logging.getLogger("ray.tune.tune").addFilter(Hide())
-
-
-def _stopped_early(results, samples: int) -> bool:
-    """Tune's SIGINT handler ends fit() quietly, saving its state; a run that ended on its own has
-    every sample suggested and each trial terminated or errored."""
-    return len(results) < samples or results.num_terminated + results.num_errors < len(results)
 
 
 def _spec_params(spec: SweepSpec) -> dict:
@@ -333,7 +332,7 @@ def _forwarded_env() -> dict:
     return {name: os.environ[name] for name in names if name in os.environ}
 
 
-def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bool):
+def _build_tuner(spec: SweepSpec, family: Family, dataset, closer, *, resume: bool):
     import warnings
 
     import optuna
@@ -343,14 +342,13 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bo
     from ray.tune.search.optuna import OptunaSearch
 
     from search_spaces import PinnedSpace
-    from tracking.callback import TrialRunCloser
     from trainables.trial import TrialSettings, run_trial
 
     gpus = spec.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     settings = TrialSettings(family=family.name, max_epochs=spec.epochs, seed=spec.seed,
-                             threads=max(1, int(spec.cpus_per_trial)), target=target,
+                             threads=max(1, int(spec.cpus_per_trial)), target=closer.target,
                              options={"cache_dir": spec.data.cache_dir, **spec.options})
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, settings=settings),
@@ -360,7 +358,7 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bo
     if resume and tune.Tuner.can_restore(path):
         print(f"scenesweep: resuming {spec.name}: {restored_search(path, family)}")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
-        tuner._local_tuner.get_run_config().callbacks = [TrialRunCloser(target)]  # the tracking URI may have moved
+        tuner._local_tuner.get_run_config().callbacks = [closer]  # the tracking URI may have moved
         return tuner
     if resume:
         print(f"scenesweep: resuming {spec.name}: no Tune state was saved yet; starting its search over")
@@ -395,7 +393,7 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bo
             storage_path=spec.storage,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[TrialRunCloser(target)],
+            callbacks=[closer],
             verbose=1,
         ),
     )

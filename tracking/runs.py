@@ -231,8 +231,9 @@ class TrialRun:
                 client.update_run(run.info.run_id, status="RUNNING")
                 attempt = int(run.data.tags.get(TAG_ATTEMPT, "1")) + 1
                 trial.set_tags({TAG_ATTEMPT: attempt})
-                if TAG_ERROR in run.data.tags:  # why the last attempt ended; this one starts clean
-                    client.delete_tag(run.info.run_id, TAG_ERROR)
+                for stale in (TAG_ERROR, TAG_PRUNED):  # how the last attempt ended; this one starts clean
+                    if stale in run.data.tags:
+                        client.delete_tag(run.info.run_id, stale)
             return trial
         tags = {
             TAG_PARENT: target.parent_run_id,

@@ -141,9 +141,10 @@ def test_ctrl_c_kills_running_trials_and_resume_finishes(topology, tmp_path):
     os.kill(sweep.pid, signal.SIGINT)
     output = finish(sweep, log, timeout=180)
     assert sweep.returncode == 130, output[-4000:]
-    assert f"continue with: scenesweep resume {name} --storage {storage}" in output
+    assert f"continue with: scenesweep resume {name}\n" in output  # its --storage is the default, ./sweeps
     stopped = [t for t in trials(topology.uri, name) if t["status"] == "KILLED"]
     assert stopped and all(t["run"].data.tags["scenesweep.error"] == "sweep interrupted" for t in stopped)
+    assert not [t for t in stopped if "scenesweep.pruned" in t["run"].data.tags]  # interrupted, not pruned
     assert_one_run_per_trial_and_none_open(topology.uri, name)
 
     resumed = run_cli("resume", name, *topology.cluster_args(storage), cwd=tmp_path, env=topology.mlflow.client_env)
