@@ -8,6 +8,7 @@ training, not a different code path.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import random
 import tempfile
@@ -52,6 +53,7 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
     import mlflow
 
     family = get_family(settings.family)
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch is noise
     mlflow.set_tracking_uri(settings.target.uri)  # Model.log goes through the fluent API's store
     seed_everything(settings.seed)
     set_threads(settings.threads)
