@@ -63,6 +63,7 @@ class SweepSpec:
     storage: str = "sweeps"
     fixed: dict = field(default_factory=dict)  # parameters pinned with --fix
     options: dict = field(default_factory=dict)  # family flags that are not searched, handed to every trial
+    trial_timeout: float | None = None  # seconds; a trial stops training at the next epoch end after it
 
     @property
     def sweep_dir(self) -> Path:
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--per-class", type=int, default=None, help="train on N images per class (tiny-data setting)")
     sweep.add_argument("--image-size", type=int, default=64, help="decode images to this square size (default 64)")
     sweep.add_argument("--cache-dir", default=None, help="decoded-data cache (default: STORAGE/cache)")
+    sweep.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
+                       help="stop a trial's training at the first epoch end past this many seconds, then "
+                            "evaluate it as usual (default: no limit)")
     sweep.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
                        help="pin a search-space parameter (repeatable), e.g. --fix input_size=64")
     _add_cluster_flags(sweep)
@@ -189,6 +193,7 @@ def spec_from_args(args) -> SweepSpec:
         seed=args.seed,
         storage=storage,
         fixed=fixed,
+        trial_timeout=args.trial_timeout,
     )
     validate(spec)
     return spec
@@ -201,6 +206,8 @@ def validate(spec: SweepSpec) -> None:
         raise UsageError(f"--samples {spec.samples} must be at least 1")
     if spec.epochs < 1:
         raise UsageError(f"--epochs {spec.epochs} must be at least 1")
+    if spec.trial_timeout is not None and spec.trial_timeout <= 0:
+        raise UsageError(f"--trial-timeout {spec.trial_timeout:g} must be a positive number of seconds")
     if spec.max_concurrent < 0:
         raise UsageError(f"--max-concurrent {spec.max_concurrent} must be 0 (no limit) or more")
     if spec.cpus_per_trial <= 0:
@@ -349,7 +356,8 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, closer, *, resume: bo
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     settings = TrialSettings(family=family.name, max_epochs=spec.epochs, seed=spec.seed,
                              threads=max(1, int(spec.cpus_per_trial)), target=closer.target,
-                             options={"cache_dir": spec.data.cache_dir, **spec.options})
+                             options={"cache_dir": spec.data.cache_dir, **spec.options},
+                             time_limit=spec.trial_timeout)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, settings=settings),
         {"cpu": spec.cpus_per_trial, "gpu": gpus},

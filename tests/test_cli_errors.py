@@ -19,6 +19,7 @@ CASES = [
     (["--cpus-per-trial", "0"], "--cpus-per-trial 0 must be more than 0"),
     (["--name", "bad name!"], "is not a valid sweep name"),
     (["--fix", "depth=2"], "has no parameter 'depth'"),
+    (["--trial-timeout", "0"], "--trial-timeout 0 must be a positive number of seconds"),
     (["--per-class", "500"], "--per-class 500 is larger than class"),
     (["--tracking-uri", "http://127.0.0.1:{port}"], "cannot reach the MLflow tracking server"),
     (["--address", "10.1.2.3:6379"], "cannot write to the local store"),

@@ -53,3 +53,35 @@ def test_sweep_against_a_real_tracking_server(mlflow_server, tmp_path, demo_data
     assert {"trials.csv", "confusion_matrix.png", "MLmodel"} <= stored  # proxied onto the server's disk
     assert not (tmp_path / "mlruns.db").exists() and not (tmp_path / "mlartifacts").exists()
     assert_model_matches_logged_predictions(mlflow_server.uri, client, finished[0], demo_dataset)
+
+
+def test_ui_serves_the_local_store(local_sweep):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    from tests.conftest import ROOT, free_port, wait_for_http
+
+    workdir, _ = local_sweep
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    ui = subprocess.Popen([sys.executable, str(ROOT / "orchestrator.py"), "ui", "--port", str(port)], cwd=workdir,
+                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/health", process=ui)
+        found = requests.post(f"{base}/api/2.0/mlflow/experiments/search", json={"max_results": 10}, timeout=10).json()
+        assert "scenesweep-tinynet" in [e["name"] for e in found["experiments"]]
+        runs = requests.post(f"{base}/api/2.0/mlflow/runs/search", timeout=10, json={
+            "experiment_ids": [e["experiment_id"] for e in found["experiments"]],
+            "filter": "tags.`scenesweep.role` = 'trial' and attributes.status = 'FINISHED'"}).json()["runs"]
+        png = requests.get(f"{base}/get-artifact", timeout=10,
+                           params={"path": "confusion_matrix.png", "run_uuid": runs[0]["info"]["run_id"]})
+        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)

@@ -20,7 +20,7 @@ from trainables.images import as_rgb, decode_image, resize_square
 
 IMAGE_COLUMN = "image"
 # The signature is explicit (binary image column in, probabilities out); MLflow's type-hint nudge is noise.
-warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
+warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
 
 
 class ScenePyfuncModel(PythonModel):

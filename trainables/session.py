@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -29,8 +30,10 @@ class TrialFailed(Exception):
 
 class TrialSession:
     def __init__(self, *, max_epochs: int, run=None, threads: int = 1, report: Callable | None = None,
-                 checkpoint=None, options: dict | None = None):
+                 checkpoint=None, options: dict | None = None, time_limit: float | None = None):
         self.max_epochs = int(max_epochs)
+        self._deadline = time.monotonic() + time_limit if time_limit else None
+        self.timed_out = False
         self.threads = threads
         self.options = dict(options or {})  # sweep-wide settings that are not searched (cache_dir, ...)
         self._run = run  # tracking.runs.TrialRun, or None outside a sweep
@@ -70,6 +73,12 @@ class TrialSession:
             self.held_back = (result, folder)
             return
         self._send(result, folder)
+
+    def out_of_time(self) -> bool:
+        """True once the trial's --trial-timeout has passed; training loops stop at the next epoch end."""
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self.timed_out = True
+        return self.timed_out
 
     def send_final(self, final_metrics: dict) -> None:
         """The trial's last report: the held-back epoch (if any) merged with the final metrics."""

@@ -200,6 +200,8 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
                        folder / "state.pt")
 
         session.report_epoch(epoch, metrics, save=save)
+        if epoch < session.max_epochs and session.out_of_time():
+            break  # over its time budget: the trial ends here and is evaluated like any other
     return classifier
 
 

@@ -8,6 +8,7 @@ training, not a different code path.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import random
 import tempfile
@@ -22,6 +23,7 @@ from trainables.families import Family, get_family
 from trainables.session import TrialFailed, TrialSession
 
 TAG_MODEL_URI = "scenesweep.model_uri"
+TAG_TIMED_OUT = "scenesweep.timed_out"  # training stopped early by --trial-timeout
 CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
 
@@ -33,6 +35,7 @@ class TrialSettings:
     threads: int = 1
     target: object | None = None  # tracking.runs.SweepTarget; None = don't track
     options: dict = field(default_factory=dict)  # sweep-wide, not searched: cache_dir, family flags
+    time_limit: float | None = None  # seconds of training per trial attempt (--trial-timeout)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
     import mlflow
 
     family = get_family(settings.family)
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch is noise
     mlflow.set_tracking_uri(settings.target.uri)  # Model.log goes through the fluent API's store
     seed_everything(settings.seed)
     set_threads(settings.threads)
@@ -66,7 +70,8 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
         return
     run.set_tags({TAG_NODE: ray.util.get_node_ip_address()})
     session = TrialSession(max_epochs=settings.max_epochs, run=run, threads=settings.threads,
-                           report=tune.report, checkpoint=tune.get_checkpoint(), options=settings.options)
+                           report=tune.report, checkpoint=tune.get_checkpoint(), options=settings.options,
+                           time_limit=settings.time_limit)
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
         run.log_metrics(outcome.metrics)
@@ -74,7 +79,7 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
             write_trial_artifacts(Path(folder), outcome, dataset, curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS})
             run.client.log_artifacts(run.run_id, folder)
         model = log_classifier(run.run_id, outcome.classifier, dataset.x_test[:2])
-        run.set_tags({TAG_MODEL_URI: model.model_uri})
+        run.set_tags({TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})})
         run.finish("FINISHED")
     except TrialFailed as exc:
         # Deterministic for this config: record why and let the sweep go on (no retry). Tune insists
