@@ -25,12 +25,18 @@ os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore::FutureWarning")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# A tracking-server outage is ridden out: each MLflow HTTP call retries with exponential backoff
+# (0, 4, 8, ... capped at 120 s; about 4 minutes in all), then fails the trial, which Tune retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
 
 from trainables.data import DEMO, DataError, DataSpec, default_cache_dir  # noqa: E402
 from trainables.families import FAMILIES, Family, get_family  # noqa: E402
 
 SPEC_FILE = "scenesweep.json"
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -149,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DataError, TrackingError) as exc:
         print(f"scenesweep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("scenesweep: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 # --- sweep / resume --------------------------------------------------------------------
@@ -254,6 +263,7 @@ def cmd_resume(args) -> int:
 def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     from mlflow.tracking import MlflowClient
 
+    from tracking.callback import TrialRunCloser
     from tracking.runs import check_tracking, get_or_create_experiment, start_sweep_run
     from trainables.data import load_dataset
 
@@ -270,13 +280,28 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     (spec.sweep_dir / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2))
 
     _connect_ray(spec)
-    interrupted = False
+    _hide_tune_resume_hint()
+    closer = TrialRunCloser(target)
     try:
-        tuner = _build_tuner(spec, family, dataset, target, resume=resume)
-        tuner.fit()
-    except KeyboardInterrupt:
+        tuner = _build_tuner(spec, family, dataset, closer, resume=resume)
+        tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
+        interrupted = closer.interrupted
+    except KeyboardInterrupt:  # a second Ctrl-C skips Tune's graceful stop
         interrupted = True
+    if interrupted:
+        closer.record_interruption()
     return _finish(spec, family, client, target, interrupted=interrupted)
+
+
+def _hide_tune_resume_hint() -> None:
+    """Tune's own 'Resume experiment with: Tuner.restore(...)' would mislead; _finish names the command."""
+    import logging
+
+    class Hide(logging.Filter):
+        def filter(self, record):
+            return "Resume experiment with" not in record.getMessage()
+
+    logging.getLogger("ray.tune.tune").addFilter(Hide())
 
 
 def _spec_params(spec: SweepSpec) -> dict:
@@ -309,11 +334,12 @@ def _forwarded_env() -> dict:
     """Credentials reach remote workers through their environment, never through params or tags."""
     names = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
              "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
-             "MLFLOW_LOGGING_LEVEL", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+             "MLFLOW_LOGGING_LEVEL", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+             "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT")
     return {name: os.environ[name] for name in names if name in os.environ}
 
 
-def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bool):
+def _build_tuner(spec: SweepSpec, family: Family, dataset, closer, *, resume: bool):
     import warnings
 
     import optuna
@@ -323,14 +349,13 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bo
     from ray.tune.search.optuna import OptunaSearch
 
     from search_spaces import PinnedSpace
-    from tracking.callback import TrialRunCloser
     from trainables.trial import TrialSettings, run_trial
 
     gpus = spec.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     settings = TrialSettings(family=family.name, max_epochs=spec.epochs, seed=spec.seed,
-                             threads=max(1, int(spec.cpus_per_trial)), target=target,
+                             threads=max(1, int(spec.cpus_per_trial)), target=closer.target,
                              options={"cache_dir": spec.data.cache_dir, **spec.options},
                              time_limit=spec.trial_timeout)
     trainable = tune.with_resources(
@@ -339,9 +364,12 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bo
     )
     path = str(spec.sweep_dir)
     if resume and tune.Tuner.can_restore(path):
+        print(f"scenesweep: resuming {spec.name}: {restored_search(path, family)}")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
-        tuner._local_tuner.get_run_config().callbacks = [TrialRunCloser(target)]  # the tracking URI may have moved
+        tuner._local_tuner.get_run_config().callbacks = [closer]  # the tracking URI may have moved
         return tuner
+    if resume:
+        print(f"scenesweep: resuming {spec.name}: no Tune state was saved yet; starting its search over")
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if spec.search == "tpe":
@@ -373,10 +401,21 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bo
             storage_path=spec.storage,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[TrialRunCloser(target)],
+            callbacks=[closer],
             verbose=1,
         ),
     )
+
+
+def restored_search(path: str, family: Family) -> str:
+    """What a resumed sweep's searcher continues from (the Optuna study Tune saved with the sweep)."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(metric=family.metric, mode=family.mode)
+    searcher.restore_from_dir(path)
+    study = searcher._ot_study  # no public accessor; the study is what TPE learns from
+    done = sum(t.state.is_finished() for t in study.trials)
+    return f"Optuna {type(study.sampler).__name__} restored with {done} finished of {len(study.trials)} trials"
 
 
 class TrialNamer:
@@ -402,9 +441,10 @@ def _finish(spec: SweepSpec, family: Family, client, target, *, interrupted: boo
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))
     print(f"\nscenesweep: sweep {spec.name}: {len(summary.rows)} trials ({counts})")
     if interrupted:
-        print(f"scenesweep: interrupted; continue with: scenesweep resume {spec.name}"
+        print(f"scenesweep: interrupted; running trials were stopped and their runs marked KILLED; "
+              f"continue with: scenesweep resume {spec.name}"
               + (f" --storage {spec.storage}" if Path(spec.storage) != Path("sweeps").resolve() else ""))
-        return 130
+        return EXIT_INTERRUPTED
     best = summary.best
     if best is None:
         print("scenesweep: error: no trial finished; distinct errors:", file=sys.stderr)

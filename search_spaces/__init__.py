@@ -58,9 +58,21 @@ def parameter_distributions(family: str, *, samples: int = 200) -> dict:
     for _ in range(samples):
         trial = study.ask()
         suggest(trial)
-        found.update(trial.distributions)
+        for name, distribution in trial.distributions.items():
+            found[name] = _widest(found.get(name), distribution)
         study.tell(trial, 0.0)
     return found
+
+
+def _widest(seen, distribution):
+    """One parameter drawn from different ranges under different branches (sgd's lr reaches 0.3,
+    adam's 1e-2): a pin may take any value some branch allows."""
+    if seen is None or not isinstance(distribution, (IntDistribution, FloatDistribution)):
+        return distribution
+    low, high = min(seen.low, distribution.low), max(seen.high, distribution.high)
+    if isinstance(distribution, FloatDistribution):
+        return FloatDistribution(low, high, log=distribution.log, step=distribution.step)
+    return IntDistribution(low, high, log=distribution.log, step=distribution.step)
 
 
 def parse_pins(family: str, assignments: list[str]) -> dict:

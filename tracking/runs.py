@@ -26,6 +26,9 @@ TAG_ROLE = "scenesweep.role"  # "sweep" for the parent run, "trial" for children
 TAG_TRIAL_ID = "scenesweep.trial_id"
 TAG_PRUNED = "scenesweep.pruned"
 TAG_ERROR = "scenesweep.error"
+TAG_ATTEMPT = "scenesweep.attempt"  # 1, then +1 each time Tune retries or a resume restarts the trial
+TAG_RESUMED_FROM = "scenesweep.resumed_from_epoch"  # the checkpoint a retried trial continued from
+TAG_NODE = "scenesweep.node"  # the Ray node (its IP) the trial's latest attempt runs on
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 
@@ -226,6 +229,11 @@ class TrialRun:
             trial = cls(client, run.info.run_id, status=run.info.status, last_step=last_step)
             if run.info.status != "FINISHED":
                 client.update_run(run.info.run_id, status="RUNNING")
+                attempt = int(run.data.tags.get(TAG_ATTEMPT, "1")) + 1
+                trial.set_tags({TAG_ATTEMPT: attempt})
+                for stale in (TAG_ERROR, TAG_PRUNED):  # how the last attempt ended; this one starts clean
+                    if stale in run.data.tags:
+                        client.delete_tag(run.info.run_id, stale)
             return trial
         tags = {
             TAG_PARENT: target.parent_run_id,
@@ -233,6 +241,7 @@ class TrialRun:
             TAG_SWEEP: target.sweep,
             TAG_FAMILY: target.family,
             TAG_ROLE: "trial",
+            TAG_ATTEMPT: "1",
         }
         run = client.create_run(target.experiment_id, run_name=trial_name, tags=tags)
         log_params(client, run.info.run_id, params)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
+_EPOCH_FILE = "scenesweep_epoch"
 
 
 class TrialFailed(Exception):
@@ -46,7 +47,13 @@ class TrialSession:
         if self._checkpoint is None:
             return None
         with self._checkpoint.as_directory() as folder:
-            return load(Path(folder))
+            state = load(Path(folder))
+            marker = Path(folder) / _EPOCH_FILE
+            if marker.exists() and self._run is not None:
+                from tracking.runs import TAG_RESUMED_FROM
+
+                self._run.set_tags({TAG_RESUMED_FROM: marker.read_text().strip()})
+            return state
 
     def report_epoch(self, epoch: int, metrics: dict, *, save: Callable[[Path], None] | None = None) -> None:
         """Record one finished epoch (1-based) with its metrics; `save(folder)` writes the checkpoint."""
@@ -59,6 +66,7 @@ class TrialSession:
         if save is not None:
             folder = Path(tempfile.mkdtemp(prefix="scenesweep-ckpt-"))
             save(folder)
+            (folder / _EPOCH_FILE).write_text(str(epoch))  # read back by restore() for the run's record
         result = {**metrics, "epoch": epoch}
         if epoch >= self.max_epochs:
             self._discard_held()

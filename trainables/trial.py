@@ -49,8 +49,10 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
     """Ray Tune's function trainable. Every exit path leaves the MLflow run in a final state."""
     from ray import tune
 
+    import ray
+
     from tracking.models import log_classifier
-    from tracking.runs import TrialRun
+    from tracking.runs import TAG_NODE, TrialRun
 
     import mlflow
 
@@ -66,6 +68,7 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
         tune.report({**run.latest_metrics(), "already_finished": 1})
         return
+    run.set_tags({TAG_NODE: ray.util.get_node_ip_address()})
     session = TrialSession(max_epochs=settings.max_epochs, run=run, threads=settings.threads,
                            report=tune.report, checkpoint=tune.get_checkpoint(), options=settings.options,
                            time_limit=settings.time_limit)
@@ -79,12 +82,18 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
         run.set_tags({TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})})
         run.finish("FINISHED")
     except TrialFailed as exc:
-        # Deterministic for this config: record why and let the sweep go on (no retry).
+        # Deterministic for this config: record why and let the sweep go on (no retry). Tune insists
+        # on the metric in a trial's last result; the worst value also steers TPE away from the config.
         run.finish("FAILED", error=str(exc))
+        tune.report({family.metric: float("-inf") if family.mode == "max" else float("inf"), "trial_failed": 1})
         return
     except SystemExit:
         # Tune stops a function trainable by raising SystemExit inside tune.report (ASHA pruning).
         run.finish("KILLED", pruned=True)
+        raise
+    except KeyboardInterrupt:
+        # Ctrl-C reached the worker too: the sweep is being interrupted, the trial did nothing wrong.
+        run.finish("KILLED", error="sweep interrupted")
         raise
     except BaseException as exc:
         run.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
@@ -99,9 +108,16 @@ def fit_and_evaluate(config: dict, dataset, family: Family | str, session: Trial
     """Plain training: fit the family on train (+val), evaluate once on test."""
     family = get_family(family) if isinstance(family, str) else family
     started = time.perf_counter()
-    classifier = family.trainable.fit(config, dataset, session)
-    fit_seconds = time.perf_counter() - started
-    test = Evaluation.of(classifier, dataset.x_test, dataset.y_test)
+    try:
+        classifier = family.trainable.fit(config, dataset, session)
+        fit_seconds = time.perf_counter() - started
+        test = Evaluation.of(classifier, dataset.x_test, dataset.y_test)
+    except RuntimeError as exc:
+        if not out_of_memory(exc):
+            raise
+        release_gpu_memory()
+        raise TrialFailed(f"out of GPU memory ({str(exc).splitlines()[0][:300]}); this configuration does not fit: "
+                          "pin a smaller --fix batch_size/input_size or give trials more GPU (--gpus-per-trial)") from exc
     params = classifier.num_params
     metrics = {
         "test_accuracy": test.accuracy,
@@ -128,6 +144,24 @@ def write_trial_artifacts(folder: Path, outcome: TrialOutcome, dataset, *, curve
         for name, true, predicted, probs in zip(dataset.test_names, dataset.y_test, outcome.test.predictions,
                                                 outcome.test.probabilities):
             writer.writerow([name, names[true], names[predicted], f"{probs[predicted]:.6f}"])
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """A GPU out-of-memory: deterministic for the configuration, so the trial fails without retry."""
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+
+
+def release_gpu_memory() -> None:
+    """Give the failed trial's cached blocks back, so the next trial on this GPU starts clean."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def seed_everything(seed: int) -> None:
