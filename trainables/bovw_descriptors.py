@@ -75,8 +75,8 @@ class DescriptorSpec:
     def from_config(cls, config: dict) -> "DescriptorSpec":
         """Read the search space's keys (descriptor, color, upscale, keypoints, dense_step, patch_sizes, daisy_radius)."""
         sizes = config.get("patch_sizes", "16")
-        if isinstance(sizes, str):
-            sizes = tuple(int(s) for s in sizes.replace(" ", "").split(",") if s)
+        if not isinstance(sizes, (tuple, list)):  # "8,16" from the space, or 8 read back from MLflow
+            sizes = tuple(int(s) for s in str(sizes).replace(" ", "").split(",") if s)
         return cls(
             method=str(config.get("descriptor", "dense_sift")),
             color=str(config.get("color", "grey")),

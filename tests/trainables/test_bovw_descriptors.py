@@ -84,6 +84,7 @@ def test_spec_from_search_space_keys_and_identity():
                                        "keypoints": 999, "rootsift": True})
     assert spec.sizes == (8, 16) and spec.step == 6 and spec.upscale == 2
     assert "keypoints" not in spec.identity()  # unused by dense SIFT: does not split the cache
+    assert DescriptorSpec.from_config({"patch_sizes": 8}).sizes == (8,)  # as `best` reads it back from MLflow
 
 
 def test_descriptor_sets_from_arbitrary_arrays():
