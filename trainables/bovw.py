@@ -44,7 +44,7 @@ DEFAULT_CV_FOLDS = 8
 MAX_FEATURES = 32768  # encoded dimensions per image; beyond this memory and SVM models grow unreasonably
 # Histogram-intersection / chi2 kernels cost len^2 * dims elementwise work without BLAS: keep them shorter.
 MAX_ADDITIVE_FEATURES = 8192
-CODEBOOK_SAMPLE = 100_000  # training descriptors sampled to fit PCA, codebook and GMM
+CODEBOOK_SAMPLE = 64_000  # training descriptors sampled to fit PCA, codebook and GMM (>= 15 per word at 4096)
 _PIPELINE_FILE = "bovw_pipeline.joblib"
 
 

@@ -167,7 +167,7 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
         from sklearn.cluster import MiniBatchKMeans
 
         kmeans = MiniBatchKMeans(n_clusters=words, random_state=self.seed, batch_size=max(2048, 2 * words),
-                                 n_init=3, max_iter=100, init_size=min(len(sample), max(3 * words, 4096)))
+                                 n_init=1, max_iter=100, init_size=min(len(sample), max(3 * words, 4096)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # duplicate points / few distinct clusters on tiny or flat data
             kmeans.fit(sample)
@@ -249,32 +249,23 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
         """One image's descriptors -> its concatenated, weighted pyramid of cell encodings."""
         levels = int(self.pyramid_levels)
         total_cells = pyramid_cells(levels)
-        n = len(x)
         level_of_cell = np.repeat(np.arange(levels + 1), [4**level for level in range(levels + 1)])
         weight = self.weights_[level_of_cell][:, None]
         k = self._words()
         if self.encoding == "histogram":
             counts = np.bincount((cells * k + assigned[:, None]).ravel(), minlength=total_cells * k)
-            return (weight * counts.reshape(total_cells, k) / n).ravel()
+            return (weight * counts.reshape(total_cells, k) / len(x)).ravel()
         if self.encoding == "vlad":
-            soft = np.zeros((n, k), np.float32)
-            soft[np.arange(n), assigned] = 1.0
+            soft = np.zeros((len(x), k), np.float32)
+            soft[np.arange(len(x)), assigned] = 1.0
         else:
             soft = assigned
-        membership = np.zeros((total_cells, n), np.float32)  # which cell (per level) owns each descriptor
-        for level in range(levels + 1):
-            membership[cells[:, level], np.arange(n)] = 1.0
-        counts = membership.sum(axis=1)  # descriptors per cell
-        s0 = membership @ soft  # (cells, K) soft counts
-        # (cells*K, n) @ (n, d): per-cell first-order statistics of every component / centre.
-        weighted = (membership[:, None, :] * soft.T[None, :, :]).reshape(total_cells * k, n)
-        s1 = (weighted @ x).reshape(total_cells, k, -1)
+        s0, s1, s2 = self._pyramid_statistics(x, soft, cells[:, levels] - (total_cells - 4**levels), levels)
         if self.encoding == "vlad":
             blocks = s1 - s0[:, :, None] * self.centres_[None]
         else:
-            s2 = (weighted @ (x**2)).reshape(total_cells, k, -1)
             mu, sigma, prior = self.means_[None], self.sigmas_[None], self.priors_[None, :, None]
-            denom = np.maximum(counts, 1.0)[:, None, None]
+            denom = np.maximum(s0.sum(axis=1), 1.0)[:, None, None]  # descriptors per cell
             grad_mu = (s1 - s0[:, :, None] * mu) / sigma / (denom * np.sqrt(prior))
             grad_var = ((s2 - 2 * mu * s1 + s0[:, :, None] * mu**2) / sigma**2 - s0[:, :, None]) / (denom * np.sqrt(2 * prior))
             blocks = np.concatenate([grad_mu, grad_var], axis=2)
@@ -283,6 +274,37 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
         norms = np.linalg.norm(blocks, axis=1, keepdims=True)
         blocks = np.where(norms > 0, blocks / np.maximum(norms, 1e-12), 0.0)
         return (weight * blocks).ravel()
+
+    def _pyramid_statistics(self, x, soft, finest, levels):
+        """Zeroth, first (and for Fisher second) order statistics of every pyramid cell, level 0 first.
+
+        Computed once per finest cell (each descriptor in one matmul), then summed up the pyramid.
+        """
+        side = 2**levels
+        k, d = soft.shape[1], x.shape[1]
+        s0 = np.zeros((side * side, k), np.float32)
+        s1 = np.zeros((side * side, k, d), np.float32)
+        s2 = np.zeros((side * side, k, d), np.float32) if self.encoding == "fisher" else None
+        order = np.argsort(finest, kind="stable")
+        bounds = np.searchsorted(finest[order], np.arange(side * side + 1))
+        for cell in range(side * side):
+            rows = order[bounds[cell] : bounds[cell + 1]]
+            if len(rows):
+                g, xs = soft[rows], x[rows]
+                s0[cell], s1[cell] = g.sum(axis=0), g.T @ xs
+                if s2 is not None:
+                    s2[cell] = g.T @ (xs * xs)
+
+        def up(stat):  # finest grid -> every level, row-major cells within a level
+            grid = stat.reshape(side, side, *stat.shape[1:])
+            out = []
+            for level in range(levels + 1):
+                f = side // 2**level
+                out.append(grid.reshape(2**level, f, 2**level, f, *stat.shape[1:]).sum(axis=(1, 3))
+                           .reshape(4**level, *stat.shape[1:]))
+            return np.concatenate(out)
+
+        return up(s0), up(s1), (up(s2) if s2 is not None else None)
 
     def empty_images(self, descriptors) -> int:
         return int(np.count_nonzero(descriptors.counts == 0))

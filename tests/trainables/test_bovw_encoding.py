@@ -89,3 +89,22 @@ def test_arbitrary_descriptors_encode(descriptors):
                                         [rng.random((16, 2)) for _ in range(10)])
     encoder = BovwEncoder(encoding="vlad", vlad_clusters=4, pyramid_levels=1).fit(patches)
     assert encoder.transform(patches).shape == (10, 4 * 12 * 5)
+
+
+@pytest.mark.parametrize("params", ENCODERS, ids=lambda p: p["encoding"])
+def test_each_pyramid_cell_encodes_exactly_its_own_descriptors(descriptors, params):
+    import copy
+
+    pyramid = BovwEncoder(**params, pyramid_levels=1, seed=0).fit(descriptors)
+    flat = copy.deepcopy(pyramid)
+    flat.pyramid_levels, flat.weights_ = 0, pyramid_weights(0)
+    image = descriptors.images(4, 5)
+    encoded = pyramid.transform(image)[0].reshape(5, -1)
+    assert np.allclose(encoded[0] / 0.5, flat.transform(image)[0], atol=1e-5)  # level 0 = the whole image
+    values, where = image.image(0)
+    quadrant = (where[:, 0] >= 0.5) & (where[:, 1] < 0.5)  # top right = cell 2 of level 1
+    alone = DescriptorSet.from_arrays([values[quadrant]], [where[quadrant]])
+    expected = flat.transform(alone)[0]
+    if params["encoding"] == "histogram":
+        expected = expected * quadrant.mean()  # counts are over the whole image's descriptors
+    assert np.allclose(encoded[2] / 0.5, expected, atol=1e-5)
