@@ -143,3 +143,15 @@ def test_temperature_lowers_the_held_out_loss():
     temperature = fit_temperature(decisions * 10, labels)  # overconfident scores
     nll = lambda t: -np.mean(np.log(softmax(decisions * 10 / t)[np.arange(400), labels]))  # noqa: E731
     assert temperature > 1 and nll(temperature) < nll(1.0)
+
+
+@pytest.mark.parametrize("classes", [2, 8])
+def test_linear_svm_keeps_pair_weights_and_decides_as_libsvm(histograms, classes):
+    features, labels = histograms
+    rows = labels < classes
+    x, y = features[rows], labels[rows]
+    svm = KernelSVM(kernel="linear", C=5.0).fit(x, y)
+    assert svm.support_vectors_ is None and svm.pair_weights_.shape == (classes * (classes - 1) // 2, x.shape[1])
+    through_libsvm = svm.decision_function(None, base=kernel_base("linear", x, x))
+    assert np.allclose(svm.decision_function(x), through_libsvm, atol=1e-4)
+    assert np.array_equal(svm.predict(x), svm.classes_[np.argmax(through_libsvm, axis=1)])
