@@ -41,7 +41,8 @@ import numpy as np
 from trainables.bovw_descriptors import DescriptorSet, DescriptorSpec, extract_descriptors
 
 CACHE_VERSION = 1
-STORE_NAME = "scenesweep-descriptor-store"
+# Versioned: a store left running by an older scenesweep on a long-lived cluster is not reused.
+STORE_NAME = f"scenesweep-descriptor-store-v{CACHE_VERSION}"
 STORE_NAMESPACE = "scenesweep"
 _POLL_SECONDS = 0.2
 
