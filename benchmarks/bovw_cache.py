@@ -30,8 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DEFAULT_DATA = next((str(p) for p in (ROOT.parent / "shared/data/mit_split_64", ROOT.parents[1] / "shared/data/mit_split_64")
-                     if (p / "train").is_dir()), str(ROOT.parent / "shared/data/mit_split_64"))
+DEFAULT_DATA = os.environ.get("MIT_SPLIT_64") or next(
+    (str(p) for p in (ROOT.parent / "shared/data/mit_split_64", ROOT.parents[1] / "shared/data/mit_split_64")
+     if (p / "train").is_dir()), str(ROOT.parent / "shared/data/mit_split_64"))
 SWEEP_PINS = ["descriptor=dense_sift", "upscale=2", "dense_step=8", "patch_sizes=8,16", "color=grey"]
 
 
