@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
                        help="stop a trial's training at the first epoch end past this many seconds, then "
                             "evaluate it as usual (default: no limit)")
+    sweep.add_argument("--cv-folds", type=int, default=None, metavar="K",
+                       help="cross-validation folds for families scored by CV (bovw; default 8, as in the paper)")
     sweep.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
                        help="pin a search-space parameter (repeatable), e.g. --fix input_size=64")
     _add_cluster_flags(sweep)
@@ -194,6 +196,7 @@ def spec_from_args(args) -> SweepSpec:
         storage=storage,
         fixed=fixed,
         trial_timeout=args.trial_timeout,
+        options={"cv_folds": args.cv_folds} if args.cv_folds is not None else {},
     )
     validate(spec)
     return spec
@@ -210,6 +213,8 @@ def validate(spec: SweepSpec) -> None:
         raise UsageError(f"--trial-timeout {spec.trial_timeout:g} must be a positive number of seconds")
     if spec.max_concurrent < 0:
         raise UsageError(f"--max-concurrent {spec.max_concurrent} must be 0 (no limit) or more")
+    if spec.options.get("cv_folds") is not None and spec.options["cv_folds"] < 2:
+        raise UsageError(f"--cv-folds {spec.options['cv_folds']} must be at least 2")
     if spec.cpus_per_trial <= 0:
         raise UsageError(f"--cpus-per-trial {spec.cpus_per_trial:g} must be more than 0")
     if spec.gpus_per_trial is not None and spec.gpus_per_trial < 0:

@@ -14,7 +14,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # The paper's data, 64x64 (see shared/data/mit_split_64/README.md); $MIT_SPLIT_64 points elsewhere.
-MIT_SPLIT_64 = Path(os.environ.get("MIT_SPLIT_64", ROOT.parent / "shared" / "data" / "mit_split_64"))
+# Without it: beside the checkout (/work/main -> /work/shared) or beside the worktrees' folder
+# (/work/wt/NAME -> /work/shared).
+_CANDIDATES = [ROOT.parent / "shared" / "data" / "mit_split_64", ROOT.parents[1] / "shared" / "data" / "mit_split_64"]
+MIT_SPLIT_64 = Path(os.environ.get("MIT_SPLIT_64")
+                    or next((c for c in _CANDIDATES if (c / "train").is_dir()), _CANDIDATES[0]))
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")

@@ -24,6 +24,8 @@ CASES = [
     (["--tracking-uri", "http://127.0.0.1:{port}"], "cannot reach the MLflow tracking server"),
     (["--address", "10.1.2.3:6379"], "cannot write to the local store"),
     ("existing", "already exists"),
+    (["--space", "bovw", "--fix", "descriptor=surf"], "SURF is patented (non-free) and is not in the pip builds"),
+    (["--space", "bovw", "--cv-folds", "1"], "--cv-folds 1 must be at least 2"),
 ]
 
 

@@ -44,6 +44,8 @@ FAMILIES: dict[str, Family] = {
     for family in (
         Family("tinynet", metric="val_accuracy", mode="max", per_epoch=True,
                description="small CNN from scratch (paper section TinyNet)"),
+        Family("bovw", metric="cv_accuracy", mode="max", per_epoch=False,
+               description="bag of visual words: descriptors, codebook/GMM, encoding, pyramid, SVM/kNN/logistic"),
     )
 }
 
