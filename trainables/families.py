@@ -44,6 +44,8 @@ FAMILIES: dict[str, Family] = {
     for family in (
         Family("tinynet", metric="val_accuracy", mode="max", per_epoch=True,
                description="small CNN from scratch (paper section TinyNet)"),
+        Family("inception", metric="val_accuracy", mode="max", per_epoch=True,
+               description="InceptionV3 fine-tuned: head only, last N blocks, or cut after a block (paper section InceptionV3)"),
     )
 }
 
