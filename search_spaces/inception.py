@@ -7,7 +7,7 @@ augmentation's magnitude when that augmentation is on.
 
 from __future__ import annotations
 
-from trainables.inception import BLOCKS, HEAD_ACTIVATIONS, MODES
+from trainables.inception import BLOCKS, HEAD_ACTIVATIONS, MODES, NATIVE_INPUT
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam", "adadelta", "adagrad")
 INPUT_SIZES = (75, 96, 128, 160, 224, 299)
@@ -27,7 +27,7 @@ def _default_input_size() -> int:
     299 px epoch takes minutes (pin --fix input_size=299 to override)."""
     import torch
 
-    return 299 if torch.cuda.is_available() else 96
+    return NATIVE_INPUT if torch.cuda.is_available() else 96
 
 
 # The paper's best: SGD, lr 0.001, momentum 0.9, relu head, horizontal flips. The paper does not

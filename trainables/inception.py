@@ -43,6 +43,7 @@ BLOCK_CHANNELS = dict(zip(BLOCKS, (256, 288, 288, 768, 768, 768, 768, 768, 1280,
 MODES = ("head", "unfreeze", "cut")
 HEAD_ACTIVATIONS = ("relu", "elu", "tanh")
 WEIGHT_CHOICES = ("imagenet", "none")
+NATIVE_INPUT = 299  # what InceptionV3 was designed and pretrained for
 MIN_INPUT = 75  # smaller inputs shrink Mixed_7a's input below its 3x3 stride-2 convolution
 AUX_MIN_INPUT = 299  # Mixed_6e must be 17x17 for the aux head's 5x5/3 pool and 5x5 conv
 # Google's InceptionV3 weights expect pixels scaled to [-1, 1] (torchvision's transform_input).
@@ -58,7 +59,7 @@ class WeightsError(ValueError):
 
 def fit(config: dict, dataset, session) -> TorchClassifier:
     weights = session.options.get("weights", "imagenet")
-    config = {"input_size": AUX_MIN_INPUT, **config}  # InceptionV3's native size unless the space says otherwise
+    config = {"input_size": NATIVE_INPUT, **config}
     try:
         model = build_model(config, dataset.num_classes, weights=weights)
     except WeightsError as exc:
@@ -72,7 +73,7 @@ def build_model(config: dict, num_classes: int, *, pretrained: bool = True, weig
     trunk when `pretrained` (reloading a saved model passes pretrained=False: its file has them all)."""
     import torchvision
 
-    input_size = int(config.get("input_size", AUX_MIN_INPUT))
+    input_size = int(config.get("input_size", NATIVE_INPUT))
     if input_size < MIN_INPUT:
         raise ValueError(f"InceptionV3 needs input_size >= {MIN_INPUT}, got {input_size}")
     state = read_weights(weights) if pretrained else None
