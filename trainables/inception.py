@@ -102,7 +102,7 @@ class InceptionNet(nn.Module):
         if not 0 <= unfreeze_blocks <= len(BLOCKS):
             raise ValueError(f"unfreeze_blocks {unfreeze_blocks} must be in 0..{len(BLOCKS)}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(HEAD_ACTIVATIONS)}")
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         kept = BLOCKS[: BLOCKS.index(cut_after) + 1] if mode == "cut" else BLOCKS
         if mode == "cut":
             trained = STEM + kept
@@ -110,7 +110,6 @@ class InceptionNet(nn.Module):
             trained = BLOCKS[len(BLOCKS) - unfreeze_blocks :]
         else:
             trained = ()
-        self.mode = mode
         self.trunk = nn.Sequential(OrderedDict((name, getattr(base, name)) for name in STEM + kept))
         for name, module in self.trunk.named_children():
             module.requires_grad_(name in trained)
