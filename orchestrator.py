@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cross-validation folds for families scored by CV (bovw; default 8, as in the paper)")
     sweep.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
                        help="pin a search-space parameter (repeatable), e.g. --fix input_size=64")
+    sweep.add_argument("--weights", default=None, metavar="imagenet|none|PATH",
+                       help="inception: starting weights: imagenet (torchvision's IMAGENET1K_V1 from its cache, "
+                       "$TORCH_HOME; never downloaded), none (random init) or a state-dict file (default imagenet)")
     _add_cluster_flags(sweep)
     sweep.set_defaults(handler=cmd_sweep)
 
@@ -196,10 +199,26 @@ def spec_from_args(args) -> SweepSpec:
         storage=storage,
         fixed=fixed,
         trial_timeout=args.trial_timeout,
-        options={"cv_folds": args.cv_folds} if args.cv_folds is not None else {},
+        options=family_options(family.name, args),
     )
     validate(spec)
     return spec
+
+
+def family_options(family: str, args) -> dict:
+    """The family's non-searched flags, for SweepSpec.options (every trial gets them)."""
+    options = {}
+    if args.cv_folds is not None:
+        if family != "bovw":
+            raise UsageError(f"--cv-folds applies to --space bovw, not {family}; drop it")
+        options["cv_folds"] = args.cv_folds
+    if family == "inception":
+        from trainables.inception import canonical_weights
+
+        options["weights"] = canonical_weights(args.weights or "imagenet")
+    elif args.weights is not None:
+        raise UsageError(f"--weights applies to --space inception, not {family}; drop it")
+    return options
 
 
 def validate(spec: SweepSpec) -> None:
@@ -221,6 +240,13 @@ def validate(spec: SweepSpec) -> None:
         raise UsageError(f"--gpus-per-trial {spec.gpus_per_trial:g} must be 0 or more (fractions like 0.25 share a GPU)")
     if spec.gpus_per_trial is not None and spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
         raise UsageError(f"--gpus-per-trial {spec.gpus_per_trial:g}: above 1 it must be a whole number")
+    if "weights" in spec.options:  # before anything starts: offline, a missing file must stop the sweep here
+        from trainables.inception import WeightsError, read_weights
+
+        try:
+            read_weights(spec.options["weights"])
+        except WeightsError as exc:
+            raise UsageError(str(exc)) from None
     from tracking.runs import is_local_store
 
     if spec.address and is_local_store(spec.tracking_uri) and not _is_local_address(spec.address):

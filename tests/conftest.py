@@ -142,3 +142,16 @@ def start_cli(*args: str, cwd: Path, log: Path, env: dict | None = None) -> subp
         return subprocess.Popen([sys.executable, str(ROOT / "orchestrator.py"), *args], cwd=cwd, env=cli_env(env),
                                 stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+
+
+@pytest.fixture(scope="session")
+def inception_weights_file(tmp_path_factory) -> Path:
+    """A randomly initialised torchvision inception_v3 state dict (ImageNet head and aux head), as a user
+    or torchvision's cache would hold one; ~100 MB, written once per session."""
+    import torch
+    import torchvision
+
+    path = tmp_path_factory.mktemp("inception-weights") / "inception_v3_random.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True).state_dict(), path)
+    return path

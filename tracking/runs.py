@@ -262,6 +262,9 @@ class TrialRun:
     def set_tags(self, tags: dict) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    def log_params(self, params: dict) -> None:
+        log_params(self.client, self.run_id, params)
+
     def latest_metrics(self) -> dict:
         return dict(self.client.get_run(self.run_id).data.metrics)
 

@@ -55,6 +55,11 @@ class TrialSession:
                 self._run.set_tags({TAG_RESUMED_FROM: marker.read_text().strip()})
             return state
 
+    def log_params(self, params: dict) -> None:
+        """Record settings the trial resolved beyond its config (e.g. which weights it started from)."""
+        if self._run is not None:
+            self._run.log_params(params)
+
     def report_epoch(self, epoch: int, metrics: dict, *, save: Callable[[Path], None] | None = None) -> None:
         """Record one finished epoch (1-based) with its metrics; `save(folder)` writes the checkpoint."""
         metrics = {k: float(v) for k, v in metrics.items()}

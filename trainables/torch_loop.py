@@ -5,7 +5,11 @@ the whole trial: batches are index slices, augmentation runs on the device
 (`augment.DeviceAugmenter`), and nothing crosses the host boundary per epoch
 except the metrics. On a GPU it trains in bf16 autocast with channels_last.
 Config keys it reads (all optional): optimizer, lr, lr_finder, momentum,
-weight_decay, batch_size, one_cycle, label_smoothing, input_size, aug_*.
+weight_decay, batch_size, one_cycle, label_smoothing, input_size, aug_*, aux_weight.
+A model may declare `input_stats` (mean, std), the normalisation its pretrained weights
+expect, used instead of the dataset's channel statistics. A model with an auxiliary
+classifier (InceptionV3) returns (logits, aux_logits) while training; its loss adds
+aux_weight (default AUX_WEIGHT) x the aux loss.
 A family's builder is `build_model(config, num_classes, *, pretrained=True)`;
 reloading a saved model calls it with pretrained=False (weights come from the file).
 """
@@ -30,6 +34,7 @@ from trainables.session import TrialFailed, TrialSession
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta", "adagrad")
 _EVAL_BATCH = 256
+AUX_WEIGHT = 0.4  # torchvision's reference recipe for InceptionV3: loss = main + 0.4 * aux
 
 
 def pick_device() -> torch.device:
@@ -118,7 +123,7 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     input_size = int(config.get("input_size", dataset.image_size))
-    mean, std = channel_stats(dataset.x_train)
+    mean, std = getattr(model, "input_stats", None) or channel_stats(dataset.x_train)
     classifier = TorchClassifier(model, builder=builder, config=config, class_names=dataset.class_names,
                                  image_size=dataset.image_size, input_size=input_size, mean=mean, std=std)
     x_train = torch.from_numpy(np.ascontiguousarray(dataset.x_train)).to(device)  # uint8, stays put
@@ -171,8 +176,7 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
         seen = 0
         for x, y in batches():
             with autocast(device):
-                logits = model(x)
-                loss = loss_fn(logits.float(), y)
+                loss, logits = training_loss(model, x, y, loss_fn, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -203,6 +207,15 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
         if epoch < session.max_epochs and session.out_of_time():
             break  # over its time budget: the trial ends here and is evaluated like any other
     return classifier
+
+
+def training_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, config: dict):
+    """(loss, main logits) of a training-mode forward pass, the auxiliary classifier's loss included."""
+    out = model(x)
+    if isinstance(out, tuple):  # (logits, aux_logits): InceptionV3's aux head, present only while training
+        logits, aux = out
+        return loss_fn(logits.float(), y) + float(config.get("aux_weight", AUX_WEIGHT)) * loss_fn(aux.float(), y), logits
+    return loss_fn(out.float(), y), out
 
 
 @torch.no_grad()
@@ -248,7 +261,7 @@ def find_lr(model: nn.Module, config: dict, batches, loss_fn, device, *, steps: 
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast(device):
-                loss = loss_fn(probe(x).float(), y)
+                loss, _ = training_loss(probe, x, y, loss_fn, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
