@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MIT_SPLIT_64 = ROOT.parent / "shared" / "data" / "mit_split_64"
+# Beside the checkout (/work/main -> /work/shared), or one level up from a worktree (/work/wt/NAME).
+MIT_SPLIT_64 = next((p for p in (ROOT.parent / "shared" / "data" / "mit_split_64",
+                                 ROOT.parent.parent / "shared" / "data" / "mit_split_64") if p.is_dir()),
+                    ROOT.parent / "shared" / "data" / "mit_split_64")
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
