@@ -29,6 +29,7 @@ TAG_LOGGED_MODEL_VERSIONS = "mlflow.modelVersions"  # how the MLflow UI links a 
 VERSION_METRICS = ("val_accuracy", "cv_accuracy", "cv_accuracy_std", "test_accuracy", "test_loss", "params",
                    "accuracy_per_param", "fit_seconds")
 DEFAULT_ALIAS = "champion"
+SELECTION_PREFIXES = ("val_", "cv_")  # test_* and accuracy_per_param (test-derived) never pick a model
 
 
 class RegistryError(TrackingError):
@@ -87,9 +88,9 @@ class Promotion:
 
 def candidate_from(row, *, sweep_run, metric: str, mode: str) -> Candidate:
     """Turn a `tracking.summary.TrialRow` of sweep `sweep_run` into a promotion candidate."""
-    if metric.startswith("test_"):
-        raise RegistryError(f"--metric {metric}: promotion selects on validation or CV metrics, never on test; "
-                            "use the family's metric (the default)")
+    if not metric.startswith(SELECTION_PREFIXES):
+        raise RegistryError(f"--metric {metric}: promotion selects on a validation or CV metric (val_*, cv_*), "
+                            "never on test or anything derived from it; leave --metric out for the family's metric")
     if not row.model_uri.startswith("models:/"):
         raise RegistryError(f"trial {row.trial_id} (run {row.run_id}) has no logged model; "
                             "only trials that finished with a model can be promoted")

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tracking.registry import Candidate, PromotionRefused, RegistryError, load_model, promote
+from tracking.registry import Candidate, PromotionRefused, RegistryError, candidate_from, load_model, promote
+from tracking.summary import TrialRow
 
 
 def candidate(trial, *, score, fingerprint="fp-a", metric="val_accuracy", mode="max", sweep="s1"):
@@ -95,3 +96,38 @@ def test_unloadable_models_are_one_line_errors(local_store, uri, message):
     with pytest.raises(RegistryError, match=message) as error:
         load_model(uri, tracking_uri=local_store.uri)
     assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def sweep_run(local_store):
+    client = local_store.client
+    experiment_id = client.get_run(local_store.trials[0].run_id).info.experiment_id
+    run = client.create_run(experiment_id, run_name="s9", tags={"scenesweep.sweep": "s9", "scenesweep.family": "tinynet",
+                                                                 "scenesweep.role": "sweep"})
+    client.log_param(run.info.run_id, "data_fingerprint", "fp-z")
+    return client.get_run(run.info.run_id)
+
+
+def trial_row(trial, **metrics):
+    return TrialRow(trial_id="t1", run_id=trial.run_id, status="FINISHED", pruned=False, epochs=3, metrics=metrics,
+                    params={}, model_uri=trial.model_uri)
+
+
+@pytest.mark.parametrize("metric, allowed", [("val_accuracy", True), ("cv_accuracy", True), ("val_loss", True),
+                                             ("test_accuracy", False), ("accuracy_per_param", False),
+                                             ("train_accuracy", False)])
+def test_only_validation_or_cv_metrics_select_a_model(local_store, sweep_run, metric, allowed):
+    row = trial_row(local_store.trials[0], **{metric: 0.5})
+    if not allowed:
+        with pytest.raises(RegistryError, match=f"--metric {metric}: promotion selects on a validation or CV metric"):
+            candidate_from(row, sweep_run=sweep_run, metric=metric, mode="max")
+        return
+    chosen = candidate_from(row, sweep_run=sweep_run, metric=metric, mode="max")
+    assert (chosen.sweep, chosen.family, chosen.data_fingerprint, chosen.score) == ("s9", "tinynet", "fp-z", 0.5)
+
+
+def test_a_trial_without_a_logged_model_cannot_be_promoted(local_store, sweep_run):
+    row = TrialRow(trial_id="t2", run_id="r2", status="FINISHED", pruned=False, epochs=1,
+                   metrics={"val_accuracy": 0.9}, params={})
+    with pytest.raises(RegistryError, match="trial t2 .* has no logged model"):
+        candidate_from(row, sweep_run=sweep_run, metric="val_accuracy", mode="max")
