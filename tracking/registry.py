@@ -247,7 +247,7 @@ def serve(model, *, host: str, port: int) -> None:
     from mlflow.pyfunc import scoring_server
 
     app = scoring_server.init(model)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="info")  # startup line and one access line per request
 
 
 def _call(action, what: str):
