@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("sweep", help="sweep name")
     best.add_argument("--metric", default=None, help="rank by this metric (default: the family's validation metric)")
     best.add_argument("--top", type=int, default=1, help="how many trials to show (default 1)")
+    best.add_argument("--params", default=None, metavar="KEY,...",
+                      help="param columns to show (default: the first 8 the search varied)")
     best.add_argument("--tracking-uri", default=None)
     best.set_defaults(handler=cmd_best)
 
@@ -181,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DataError, TrackingError) as exc:
         print(f"scenesweep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `predict DIR | head`: the reader has had enough, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 # --- sweep / resume --------------------------------------------------------------------
@@ -508,6 +513,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_best(args) -> int:
+    from search_spaces import parameter_distributions
     from tracking.summary import format_table, varying_params
 
     if args.top < 1:
@@ -516,8 +522,12 @@ def cmd_best(args) -> int:
     ranked = summary.ranked()
     if not ranked:
         raise UsageError(f"sweep {args.sweep!r} has no finished trial with metric {summary.metric!r}")
+    if args.params:
+        key_params = [name.strip() for name in args.params.split(",") if name.strip()]
+    else:
+        key_params = varying_params(summary.finished, order=parameter_distributions(family.name))
     print(format_table(ranked[: args.top], metric=summary.metric, also=(family.metric,), run_ids=True,
-                       key_params=varying_params(summary.finished or ranked)))
+                       key_params=key_params))
     best = ranked[0]
     print(f"\nbest trial {best.trial_id} (run {best.run_id}) by {summary.metric}")
     print("config: " + json.dumps(best.config, sort_keys=True))

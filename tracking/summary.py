@@ -145,9 +145,14 @@ def format_table(rows: list[TrialRow], *, metric: str, key_params: list[str] | N
     return "\n".join([render(header), *map(render, lines)])
 
 
-def varying_params(rows: list[TrialRow], *, limit: int = 8) -> list[str]:
-    """The params that differ between trials (what the search chose), sorted; pinned ones are left out."""
-    keys = sorted({k for r in rows for k in r.params})
+def varying_params(rows: list[TrialRow], *, order=(), limit: int = 8) -> list[str]:
+    """The params that differ between trials (what the search chose), pinned ones left out.
+
+    In `order` (the search space's declaration order: architecture before optimiser before
+    augmentation), then alphabetically; at most `limit`.
+    """
+    rank = {name: index for index, name in enumerate(order)}
+    keys = sorted({k for r in rows for k in r.params}, key=lambda k: (rank.get(k, len(rank)), k))
     varying = [k for k in keys if len({r.params.get(k) for r in rows}) > 1]
     return varying[:limit]
 
