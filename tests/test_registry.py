@@ -91,10 +91,14 @@ def test_best_shows_runs_metrics_and_the_searched_params(good, cli):
     result = cli("best", good.name, "--top", "2")
     assert result.returncode == 0, result.stderr
     header, first = result.stdout.splitlines()[:2]
-    for column in ("trial", "run", "val_accuracy", "test_accuracy", "params", "fit_s", "activation"):
-        assert column in header.split(), header
+    columns = header.split()
+    assert columns[:8] == ["trial", "run", "status", "epochs", "val_accuracy", "test_accuracy", "params", "fit_s"]
+    searched = columns[8:]
+    assert searched and set(searched) <= set(good.best.data.params) and "input_size" not in searched  # pinned
     assert first.split()[1] == good.best.info.run_id
     assert f"promote it: python orchestrator.py promote {good.name}" in result.stdout
+    chosen = cli("best", good.name, "--params", "optimizer,input_size")
+    assert chosen.stdout.splitlines()[0].split()[8:] == ["optimizer", "input_size"]
 
 
 def test_the_best_trial_gets_a_gradcam_at_the_end_of_the_sweep(good):
