@@ -1,4 +1,4 @@
-"""scenesweep's command line: sweep, resume, status, best, ui.
+"""scenesweep's command line: sweep, resume, status, best, promote, predict, serve, explain, ui.
 
 It wires the parts and nothing more: flags -> SweepSpec -> checks (tracking,
 data) -> parent run -> Ray Tune (Optuna search, ASHA/FIFO, resources) ->
@@ -132,8 +132,46 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("sweep", help="sweep name")
     best.add_argument("--metric", default=None, help="rank by this metric (default: the family's validation metric)")
     best.add_argument("--top", type=int, default=1, help="how many trials to show (default 1)")
+    best.add_argument("--params", default=None, metavar="KEY,...",
+                      help="param columns to show (default: the first 8 the search varied)")
     best.add_argument("--tracking-uri", default=None)
     best.set_defaults(handler=cmd_best)
+
+    promote = commands.add_parser("promote", help="register a sweep's best trial in the MLflow model registry")
+    promote.add_argument("sweep", help="sweep name")
+    promote.add_argument("--metric", default=None,
+                         help="select by this validation/CV metric (default: the family's; never a test metric)")
+    promote.add_argument("--model-name", default=None, help="registered model name (default: scenesweep-FAMILY)")
+    promote.add_argument("--alias", default="champion", help="alias to point at the new version (default champion)")
+    promote.add_argument("--force", action="store_true",
+                         help="move the alias even when its current version is better on the same data")
+    promote.add_argument("--tracking-uri", default=None)
+    promote.set_defaults(handler=cmd_promote)
+
+    predict = commands.add_parser("predict", help="classify image files or folders with a registered model")
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
+    predict.add_argument("--model", required=True, help="models:/NAME@champion, models:/NAME/VERSION, "
+                         "runs:/RUN_ID/model or a model folder")
+    predict.add_argument("--top", type=int, default=1, help="print the K most likely classes (default 1)")
+    predict.add_argument("--json", action="store_true", help="one JSON document instead of lines")
+    predict.add_argument("--tracking-uri", default=None)
+    predict.set_defaults(handler=cmd_predict)
+
+    serve = commands.add_parser("serve", help="serve a model over HTTP (MLflow's scoring server)")
+    serve.add_argument("--model", required=True, help="models:/NAME@champion or any model URI or folder")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=5001, help="port (default 5001)")
+    serve.add_argument("--tracking-uri", default=None)
+    serve.set_defaults(handler=cmd_serve)
+
+    explain = commands.add_parser("explain", help="Grad-CAM heat map of a CNN model's prediction for one image")
+    explain.add_argument("image", help="image file")
+    explain.add_argument("--model", required=True, help="models:/NAME@champion or any model URI or folder")
+    explain.add_argument("--out", required=True, help="where to write the heat map (PNG, the image's size)")
+    explain.add_argument("--class", dest="target", default=None,
+                         help="explain this class instead of the predicted one")
+    explain.add_argument("--tracking-uri", default=None)
+    explain.set_defaults(handler=cmd_explain)
 
     ui = commands.add_parser("ui", help="open the MLflow UI on the tracking store")
     ui.add_argument("--tracking-uri", default=None)
@@ -163,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scenesweep: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `predict DIR | head`: the reader has had enough, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 # --- sweep / resume --------------------------------------------------------------------
@@ -321,7 +362,10 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
         interrupted = True
     if interrupted:
         closer.record_interruption()
-    return _finish(spec, family, client, target, interrupted=interrupted)
+    code = _finish(spec, family, client, target, interrupted=interrupted)
+    if code == 0:
+        _log_gradcam(spec, client, target, dataset)
+    return code
 
 
 def _hide_tune_resume_hint() -> None:
@@ -491,6 +535,19 @@ def _finish(spec: SweepSpec, family: Family, client, target, *, interrupted: boo
     return 0
 
 
+def _log_gradcam(spec: SweepSpec, client, target, dataset) -> None:
+    """gradcam.png on the best trial (CNN families); the sweep is recorded already, so never fatal."""
+    from tracking.explanations import GRADCAM_FILE, log_best_trial_gradcam
+
+    try:
+        run_id = log_best_trial_gradcam(client, target.parent_run_id, dataset, tracking_uri=spec.tracking_uri)
+    except Exception as exc:  # noqa: BLE001
+        print(f"scenesweep: warning: no {GRADCAM_FILE} for the best trial: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return
+    if run_id:
+        print(f"Grad-CAM of the best trial: {GRADCAM_FILE} in run {run_id}")
+
+
 def _ui_hint(uri: str) -> str:
     from tracking.runs import is_local_store
 
@@ -507,7 +564,7 @@ def _load_summary(sweep: str, tracking_uri: str | None, metric: str | None = Non
     from mlflow.tracking import MlflowClient
 
     from tracking.runs import check_tracking, find_sweep_run, target_from_run
-    from tracking.summary import summarise
+    from tracking.summary import metric_mode, summarise
 
     uri = _tracking_uri(tracking_uri)
     check_tracking(uri)
@@ -517,7 +574,9 @@ def _load_summary(sweep: str, tracking_uri: str | None, metric: str | None = Non
         raise UsageError(f"no sweep named {sweep!r} in {uri}; list sweeps in the MLflow UI or pass --tracking-uri")
     target = target_from_run(run)
     family = get_family(target.family)
-    return run, family, summarise(client, target, metric=metric or family.metric, mode=family.mode)
+    metric = metric or family.metric
+    mode = family.mode if metric == family.metric else metric_mode(metric, default=family.mode)
+    return run, family, summarise(client, target, metric=metric, mode=mode)
 
 
 def cmd_status(args) -> int:
@@ -533,7 +592,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_best(args) -> int:
-    from tracking.summary import format_table
+    from search_spaces import parameter_distributions
+    from tracking.summary import format_table, varying_params
 
     if args.top < 1:
         raise UsageError(f"--top {args.top} must be at least 1")
@@ -541,11 +601,135 @@ def cmd_best(args) -> int:
     ranked = summary.ranked()
     if not ranked:
         raise UsageError(f"sweep {args.sweep!r} has no finished trial with metric {summary.metric!r}")
-    print(format_table(ranked[: args.top], metric=summary.metric))
+    if args.params:
+        key_params = [name.strip() for name in args.params.split(",") if name.strip()]
+    else:
+        key_params = varying_params(summary.finished, order=parameter_distributions(family.name))
+    print(format_table(ranked[: args.top], metric=summary.metric, also=(family.metric,), run_ids=True,
+                       key_params=key_params))
     best = ranked[0]
-    print(f"\nbest trial {best.trial_id} (run {best.run_id})")
+    print(f"\nbest trial {best.trial_id} (run {best.run_id}) by {summary.metric}")
     print("config: " + json.dumps(best.config, sort_keys=True))
     print(f"model: {best.model_uri}")
+    print(f"promote it: python orchestrator.py promote {args.sweep}"
+          + (f" --metric {summary.metric}" if summary.metric != family.metric else ""))
+    return 0
+
+
+# --- the model registry workflow: promote, predict, serve, explain -------------------------
+
+
+def cmd_promote(args) -> int:
+    from tracking.registry import candidate_from, promote
+
+    run, family, summary = _load_summary(args.sweep, args.tracking_uri, args.metric)
+    best = summary.best
+    if best is None:
+        raise UsageError(f"sweep {args.sweep!r} has no finished trial with metric {summary.metric!r}; nothing to promote")
+    candidate = candidate_from(best, sweep_run=run, metric=summary.metric, mode=summary.mode)
+    name = args.model_name or f"scenesweep-{family.name}"
+    result = promote(candidate, tracking_uri=_tracking_uri(args.tracking_uri), name=name, alias=args.alias,
+                     force=args.force)
+    how = "registered as" if result.created else "already registered as"
+    print(f"trial {best.trial_id} (run {best.run_id}) of sweep {args.sweep}: {candidate.metric} {candidate.score:.4f}, "
+          f"test_accuracy {best.metrics.get('test_accuracy', float('nan')):.4f}")
+    print(f"{how} {name} version {result.version}; alias {result.alias} -> version {result.version}"
+          + (f" (was version {result.previous})" if result.previous and result.previous != result.version else ""))
+    if result.note:
+        print(f"note: {result.note}")
+    print(result.uri)
+    return 0
+
+
+def _load_model(uri: str, tracking_uri: str | None):
+    from tracking.registry import load_model
+    from tracking.runs import check_tracking
+
+    tracking = _tracking_uri(tracking_uri)
+    if uri.startswith(("models:/", "runs:/")):
+        check_tracking(tracking)
+    return load_model(uri, tracking_uri=tracking)
+
+
+def cmd_predict(args) -> int:
+    from trainables.predict import Failure, predict_files
+
+    if args.top < 1:
+        raise UsageError(f"--top {args.top} must be at least 1")
+    model = _load_model(args.model, args.tracking_uri)
+    predictions, failures = [], []
+    for item in predict_files(model, args.paths, top=args.top):
+        if isinstance(item, Failure):
+            failures.append(item)
+            print(f"scenesweep: error: {item.path}: {item.reason}; skipped", file=sys.stderr)
+        elif args.json:
+            predictions.append(item)
+        else:
+            print(item.line(), flush=True)
+    if args.json:
+        print(json.dumps({"model": args.model, "predictions": [p.as_dict() for p in predictions],
+                          "errors": [f.as_dict() for f in failures]}, indent=2))
+    return EXIT_USAGE if failures else 0
+
+
+def cmd_serve(args) -> int:
+    import socket
+
+    from tracking.registry import serve
+
+    with socket.socket() as probe:  # a taken port is a usage error, found before the model loads
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port") from None
+    model = _load_model(args.model, args.tracking_uri)
+    url = f"http://{args.host}:{args.port}"
+    body = """'{"dataframe_split": {"columns": ["image"], "data": [["'$(base64 -w0 IMAGE.jpg)'"]]}}'"""
+    print(f"scenesweep: serving {args.model} at {url}/invocations (Ctrl-C to stop); try:\n"
+          f"  curl -s {url}/invocations -H 'Content-Type: application/json' -d {body}", flush=True)
+    try:
+        serve(model, host=args.host, port=args.port)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_explain(args) -> int:
+    import cv2
+    import numpy as np
+
+    from tracking.registry import scene_classifier
+    from trainables.gradcam import GradCamUnsupported, grad_cam, overlay
+    from trainables.images import ImageDecodeError, decode_image, resize_square
+
+    image_path, out = Path(args.image), Path(args.out)
+    if not image_path.is_file():
+        raise UsageError(f"image {image_path} does not exist; pass an image file")
+    try:
+        image = decode_image(image_path.read_bytes())
+    except (OSError, ImageDecodeError) as exc:
+        raise UsageError(f"cannot read image {image_path}: {exc}") from None
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise UsageError(f"--out {out}: name a .png (or .jpg) file")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+    classifier = scene_classifier(_load_model(args.model, args.tracking_uri))
+    names = classifier.class_names
+    if args.target is not None and args.target not in names:
+        raise UsageError(f"--class {args.target!r} is not one of the model's classes: {', '.join(names)}")
+    target = names.index(args.target) if args.target is not None else None
+    try:
+        cam = grad_cam(classifier, resize_square(image, classifier.image_size)[None], target=target)
+    except GradCamUnsupported as exc:
+        raise UsageError(f"cannot explain {args.model}: {exc}; Grad-CAM is for the CNN families") from None
+    picture = overlay(image, cam.heatmaps[0])
+    if not cv2.imwrite(str(out), np.ascontiguousarray(picture[:, :, ::-1])):
+        raise UsageError(f"--out {out}: could not write the image there")
+    predicted = int(cam.probabilities[0].argmax())
+    explained = names[int(cam.targets[0])]
+    print(f"{image_path}: predicted {names[predicted]} ({cam.probabilities[0, predicted]:.4f}); "
+          f"Grad-CAM of {explained!r} written to {out} ({picture.shape[1]}x{picture.shape[0]})")
     return 0
 
 
