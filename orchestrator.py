@@ -27,6 +27,7 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore::Futu
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 from trainables.data import DEMO, DataError, DataSpec, default_cache_dir  # noqa: E402
+from trainables.options import COMPILE_MODES, PRECISIONS  # noqa: E402
 from trainables.families import FAMILIES, Family, get_family  # noqa: E402
 
 SPEC_FILE = "scenesweep.json"
@@ -100,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--cache-dir", default=None, help="decoded-data cache (default: STORAGE/cache)")
     sweep.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
                        help="pin a search-space parameter (repeatable), e.g. --fix input_size=64")
+    sweep.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="training arithmetic for neural families (default auto: bf16 where the GPU or CPU "
+                       "has it natively, fp16 on older GPUs, else fp32)")
+    sweep.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+                       metavar="MODE", help="torch.compile each trial's network (MODE: default, reduce-overhead, "
+                       "max-autotune); pays only for long trials, see README Performance")
     _add_cluster_flags(sweep)
     sweep.set_defaults(handler=cmd_sweep)
 
@@ -180,6 +187,7 @@ def spec_from_args(args) -> SweepSpec:
         seed=args.seed,
         storage=storage,
         fixed=fixed,
+        options={"precision": args.precision, "compile": args.compile},
     )
     validate(spec)
     return spec
@@ -307,9 +315,6 @@ def _forwarded_env() -> dict:
 
 
 def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bool):
-    import warnings
-
-    import optuna
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -335,12 +340,7 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bo
         tuner._local_tuner.get_run_config().callbacks = [TrialRunCloser(target)]  # the tracking URI may have moved
         return tuner
 
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if spec.search == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, group=True,
-                                             n_startup_trials=max(3, min(10, spec.samples // 3)))
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=spec.seed)
+    sampler = make_sampler(spec.search, seed=spec.seed, samples=spec.samples)
     space = PinnedSpace(family.name, spec.fixed) if spec.fixed else family.suggest
     searcher = OptunaSearch(space=space, metric=family.metric, mode=family.mode, sampler=sampler,
                             points_to_evaluate=[{**family.default_config, **spec.fixed}])
@@ -357,6 +357,9 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bo
             scheduler=scheduler,
             num_samples=spec.samples,
             max_concurrent_trials=spec.max_concurrent or None,
+            # A trial then starts in a warm worker (torch, MLflow, OpenCV already imported) instead of
+            # a fresh process: seconds per trial on a small box (benchmarks/overhead.py).
+            reuse_actors=True,
             trial_name_creator=TrialNamer(family.name),
             trial_dirname_creator=TrialNamer(family.name),
         ),
@@ -369,6 +372,19 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, target, *, resume: bo
             verbose=1,
         ),
     )
+
+
+def make_sampler(search: str, *, seed: int, samples: int):
+    """The Optuna sampler of `--search` (also what benchmarks/overhead.py's plain loop uses)."""
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if search == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          n_startup_trials=max(3, min(10, samples // 3)))
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 class TrialNamer:
