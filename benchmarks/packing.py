@@ -35,7 +35,7 @@ def run(args):
 
     gpu = torch.cuda.is_available()
     cores = len(os.sched_getaffinity(0))
-    levels = args.levels or ([1, 4, 8] if gpu else [1, 2])
+    levels = args.levels or ([1, 4, 8] if gpu else [2] if args.quick else [1, 2])
     trials, epochs = (2, 1) if args.quick else (args.trials, args.epochs)
     data = str(Path(args.data).resolve()) if args.data != "demo" else "demo"
     rows = []
@@ -46,7 +46,7 @@ def run(args):
                "--cpus-per-trial", str(cpus), "--gpus-per-trial", str(1 / level if gpu else 0),
                "--cache-dir", str(CACHE), *paper_pins()]
         if args.quick:
-            cli += ["--per-class", "4"]
+            cli += ["--per-class", "4", "--fix", "lr_finder=false"]  # the finder's 60 steps dwarf a tiny trial
         with tempfile.TemporaryDirectory(prefix="bench-packing-") as folder:
             sweep = run_sweep(name=f"bench-packing-{level}", workdir=Path(folder), args=cli)
             runs = [r for r in trial_runs_of(sweep) if r.info.status == "FINISHED"]

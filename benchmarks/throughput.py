@@ -15,8 +15,10 @@ after every epoch. Only the data path and the loop differ:
 Reported: seconds per epoch (median of the epochs after the first, which carries
 one-off warm-up), first-epoch seconds, training images per second, the ratio to the
 tutorial, and each run's final validation accuracy (same work, comparable result).
+With `--compile`, one more scenesweep run through torch.compile, and how many
+epochs a trial needs before compiling pays back its one-off cost.
 
-    python -m benchmarks.throughput [--epochs 5] [--threads N] [--workers 2] [--quick]
+    python -m benchmarks.throughput [--epochs 5] [--threads N] [--workers 2] [--compile] [--quick]
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ def run(args):
     for precision in args.precisions:
         seed_everything(0)
         rows.append(scenesweep(dataset, epochs=epochs, precision=precision))
+    if args.compile:
+        seed_everything(0)
+        plain = rows[-1]
+        compiled = scenesweep(dataset, epochs=epochs, precision=args.precisions[-1], compile_mode="default")
+        rows.append(compiled)
+        saving = plain["epoch_seconds"] - compiled["epoch_seconds"]
+        one_off = (compiled["first_epoch_seconds"] - compiled["epoch_seconds"]) \
+            - (plain["first_epoch_seconds"] - plain["epoch_seconds"])
+        compiled["compile_seconds"] = one_off
+        compiled["break_even_epochs"] = one_off / saving if saving > 0 else None  # None: never pays back
     base = rows[0]["epoch_seconds"]
     for row in rows:
         row["speedup_vs_tutorial"] = base / row["epoch_seconds"] if args.data != "demo" else None
@@ -67,7 +79,7 @@ def run(args):
         "rows": rows,
     }
     columns = ["trainer", "precision", "epoch_seconds", "first_epoch_seconds", "images_per_second",
-               "speedup_vs_tutorial", "val_accuracy"]
+               "speedup_vs_tutorial", "val_accuracy"] + (["break_even_epochs"] if args.compile else [])
     return "throughput", payload, format_table(rows, columns)
 
 
@@ -77,15 +89,16 @@ def _device():
     return pick_device()
 
 
-def scenesweep(dataset, *, epochs: int, precision: str) -> dict:
+def scenesweep(dataset, *, epochs: int, precision: str, compile_mode: str | None = None) -> dict:
     from trainables.device import resolve_precision
     from trainables.session import TrialSession
     from trainables.tinynet import fit
 
-    session = TrialSession(max_epochs=epochs, options={"precision": precision})
+    session = TrialSession(max_epochs=epochs, options={"precision": precision, "compile": compile_mode})
     fit(config(), dataset, session)
     seconds = [value for _, value in session.history["epoch_seconds"]]
-    return _row("scenesweep", resolve_precision(precision, _device()).name, seconds, len(dataset.y_train),
+    trainer = "scenesweep+compile" if compile_mode else "scenesweep"
+    return _row(trainer, resolve_precision(precision, _device()).name, seconds, len(dataset.y_train),
                 session.history["val_accuracy"][-1][1])
 
 
@@ -162,6 +175,8 @@ def build_parser():
     p.add_argument("--workers", type=int, default=2, help="the tutorial's DataLoader workers (default 2, as tutorials)")
     p.add_argument("--precisions", nargs="+", default=["fp32", "auto"], choices=["fp32", "auto", "bf16", "fp16"],
                    help="scenesweep precisions to run (default: fp32 auto)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time scenesweep with torch.compile and its break-even point in epochs")
     p.add_argument("--cache-dir", default=None, help="decoded-data cache (default benchmarks/results/cache)")
     return p
 

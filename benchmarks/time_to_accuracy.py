@@ -39,14 +39,17 @@ def run(args):
         client = MlflowClient(sweep.uri)
         runs = trial_runs_of(sweep)
         first_start = min(r.info.start_time for r in runs) / 1000
-        reached = []  # (seconds since the command started, trial, epoch, val_accuracy)
+        points = []  # (seconds since the command started, trial, epoch, val_accuracy)
         for trial in runs:
             for point in client.get_metric_history(trial.info.run_id, "val_accuracy"):
-                if point.value >= target:
-                    reached.append((point.timestamp / 1000 - sweep.started, trial.data.tags.get("scenesweep.trial_id"),
-                                    point.step, point.value))
+                points.append((point.timestamp / 1000 - sweep.started, trial.data.tags.get("scenesweep.trial_id"),
+                               point.step, point.value))
         summary = sweep_summary(sweep)
+    reached = [p for p in points if p[3] >= target]
     first = min(reached) if reached else None
+    # The whole curve: when the sweep first reached each accuracy level.
+    curve = {f"{level:.2f}": min((p[0] for p in points if p[3] >= level), default=None)
+             for level in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)}
     best = summary.best
     result = {
         "target_val_accuracy": target,
@@ -62,6 +65,7 @@ def run(args):
         "best_val_accuracy": best.metrics.get("val_accuracy") if best else None,
         "best_test_accuracy": best.metrics.get("test_accuracy") if best else None,
         "best_config": best.config if best else None,
+        "seconds_to_each_level": curve,
     }
     payload = {"settings": {"samples": samples, "epochs": epochs, "target": target, "data": data,
                             "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,

@@ -6,8 +6,8 @@ with a checkpoint, so ASHA can stop the trial and a retried trial resumes from
 its last epoch. The final epoch's report is held back and sent by the trial
 after test evaluation and model logging: a scheduler that stops the trial at
 that report can then no longer cut those off. A `Stopwatch` adds up the time
-spent in MLflow and in Tune's report/checkpoint calls, so every trial records
-its own bookkeeping overhead.
+spent in MLflow (`epoch_log`) and in Tune's report/checkpoint calls (`tune`)
+during training, so every trial records its own bookkeeping overhead.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class TrialFailed(Exception):
 
 
 class Stopwatch:
-    """Wall seconds per named phase ("tracking", "tune", ...), summed over the trial."""
+    """Wall seconds per named phase ("epoch_log", "tune", ...), summed over the trial; phases don't nest."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
@@ -75,7 +75,7 @@ class TrialSession:
         for key, value in metrics.items():
             self.history.setdefault(key, []).append((epoch, value))
         if self._run is not None:
-            with self.stopwatch("tracking"):
+            with self.stopwatch("epoch_log"):
                 self._run.log_epoch(epoch, metrics)
         folder = None
         if save is not None and self._report is not None:  # a checkpoint only Tune can use

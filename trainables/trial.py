@@ -58,7 +58,10 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
     seed_everything(settings.seed)
     set_threads(settings.threads)
     context = tune.get_context()
-    stopwatch = Stopwatch()  # the trial's own overhead: tracking_seconds, model_log_seconds, tune_seconds
+    # The trial's own overhead, in disjoint parts: MLflow during training (epoch_log) and outside
+    # it (tracking: run, params, final metrics, artifacts), the logged model, Tune's reports and
+    # checkpoints. Training alone = fit_seconds - epoch_log_seconds - tune_seconds.
+    stopwatch = Stopwatch()
     with stopwatch("tracking"):
         run = TrialRun.open(settings.target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(),
                             params=config)
