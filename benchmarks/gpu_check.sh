@@ -22,7 +22,7 @@ if [ -z "$python" ]; then
     if [ -x .venv/bin/python ]; then python=.venv/bin/python; else python=python3; fi
 fi
 data=${BENCH_DATA:-}
-for candidate in ../shared/data/mit_split_64 .bench/mit_split_64; do
+for candidate in ../shared/data/mit_split_64 "${BUNDLE:-.bench}/mit_split_64"; do
     if [ -z "$data" ] && [ -d "$candidate/train" ]; then data=$candidate; fi
 done
 if [ -z "$data" ]; then
@@ -30,11 +30,16 @@ if [ -z "$data" ]; then
     exit 2
 fi
 
+bundle=${BUNDLE:-.bench}
 if ! "$python" -c "import ray, optuna, mlflow" 2>/dev/null; then
-    if [ -f .bench/site.tar.xz ]; then
-        echo "gpu_check: unpacking ray/optuna/mlflow from .bench/site.tar.xz"
-        mkdir -p /tmp/scenesweep-site && tar -xJf .bench/site.tar.xz -C /tmp/scenesweep-site
-        export PYTHONPATH=/tmp/scenesweep-site${PYTHONPATH:+:$PYTHONPATH}
+    if [ -f "$bundle/site.tar.xz" ]; then
+        echo "gpu_check: unpacking ray/optuna/mlflow from $bundle/site.tar.xz"
+        site=$(mktemp -d)
+        tar -xJf "$bundle/site.tar.xz" -C "$site"
+        export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
+    else
+        echo "gpu_check: warning: ray/optuna/mlflow missing and no $bundle/site.tar.xz" \
+             "(build it with benchmarks/device_bundle.sh); benchmarks 3 and 4 will fail" >&2
     fi
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # Ray workers import trainables/ from here
