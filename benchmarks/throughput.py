@@ -14,7 +14,9 @@ after every epoch. Only the data path and the loop differ:
 
 Reported: seconds per epoch (median of the epochs after the first, which carries
 one-off warm-up), first-epoch seconds, training images per second, the ratio to the
-tutorial, and each run's final validation accuracy (same work, comparable result).
+tutorial, CPU seconds per epoch (every process's, the DataLoader workers' too: a
+figure that other work on a shared machine disturbs far less than wall time), and
+each run's final validation accuracy (same work, comparable result).
 With `--compile`, one more scenesweep run through torch.compile, and how many
 epochs a trial needs before compiling pays back its one-off cost.
 
@@ -79,7 +81,7 @@ def run(args):
         "rows": rows,
     }
     columns = ["trainer", "precision", "epoch_seconds", "first_epoch_seconds", "images_per_second",
-               "speedup_vs_tutorial", "val_accuracy"] + (["break_even_epochs"] if args.compile else [])
+               "speedup_vs_tutorial", "cpu_seconds_per_epoch", "val_accuracy"] + (["break_even_epochs"] if args.compile else [])
     return "throughput", payload, format_table(rows, columns)
 
 
@@ -95,11 +97,21 @@ def scenesweep(dataset, *, epochs: int, precision: str, compile_mode: str | None
     from trainables.tinynet import fit
 
     session = TrialSession(max_epochs=epochs, options={"precision": precision, "compile": compile_mode})
+    cpu = cpu_seconds()
     fit(config(), dataset, session)
+    cpu = cpu_seconds() - cpu
     seconds = [value for _, value in session.history["epoch_seconds"]]
     trainer = "scenesweep+compile" if compile_mode else "scenesweep"
     return _row(trainer, resolve_precision(precision, _device()).name, seconds, len(dataset.y_train),
-                session.history["val_accuracy"][-1][1])
+                session.history["val_accuracy"][-1][1], cpu / epochs)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (DataLoader workers exit every epoch)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def tutorial(root: Path, *, n_train: int, n_val: int, epochs: int, workers: int, device) -> dict:
@@ -127,6 +139,7 @@ def tutorial(root: Path, *, n_train: int, n_val: int, epochs: int, workers: int,
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=cfg["weight_decay"])
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=LR, total_steps=epochs * len(train_loader))
     seconds, val_accuracy = [], 0.0
+    cpu = cpu_seconds()
     for _ in range(epochs):
         started = time.perf_counter()
         model.train()
@@ -151,10 +164,11 @@ def tutorial(root: Path, *, n_train: int, n_val: int, epochs: int, workers: int,
                 val_seen += labels.size(0)
         val_accuracy = val_correct / val_seen
         seconds.append(time.perf_counter() - started)
-    return _row("tutorial", "fp32", seconds, n_train, val_accuracy)
+    return _row("tutorial", "fp32", seconds, n_train, val_accuracy, (cpu_seconds() - cpu) / epochs)
 
 
-def _row(trainer: str, precision: str, seconds: list[float], n_train: int, val_accuracy: float) -> dict:
+def _row(trainer: str, precision: str, seconds: list[float], n_train: int, val_accuracy: float,
+         cpu_per_epoch: float) -> dict:
     steady = seconds[1:] or seconds
     epoch_seconds = statistics.median(steady)
     return {
@@ -163,6 +177,7 @@ def _row(trainer: str, precision: str, seconds: list[float], n_train: int, val_a
         "epoch_seconds": epoch_seconds,
         "first_epoch_seconds": seconds[0],
         "images_per_second": n_train / epoch_seconds,
+        "cpu_seconds_per_epoch": cpu_per_epoch,  # mean over all epochs, setup and warm-up included
         "val_accuracy": val_accuracy,
         "epoch_seconds_all": [float(np.round(s, 4)) for s in seconds],
     }
