@@ -8,7 +8,7 @@ so Ray's and the data's start-up are left out (reported beside it). Without a GP
 the same question is asked of the CPU cores: K concurrent trials with
 cores/K threads each (levels 1 and 2 by default).
 
-    python -m benchmarks.packing [--levels 1 4 8] [--trials 16] [--epochs 5] [--quick]
+    python -m benchmarks.packing [--levels 1 4 8] [--trials N] [--epochs 5] [--quick]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def run(args):
     gpu = torch.cuda.is_available()
     cores = len(os.sched_getaffinity(0))
     levels = args.levels or ([1, 4, 8] if gpu else [2] if args.quick else [1, 2])
-    trials, epochs = (2, 1) if args.quick else (args.trials, args.epochs)
+    trials, epochs = (2, 1) if args.quick else (args.trials or (16 if gpu else 6), args.epochs)
     data = str(Path(args.data).resolve()) if args.data != "demo" else "demo"
     rows = []
     for level in levels:
@@ -84,7 +84,7 @@ def build_parser():
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--levels", type=int, nargs="+", default=None,
                    help="concurrent trials to try (default 1 4 8 on a GPU, 1 2 on CPU)")
-    p.add_argument("--trials", type=int, default=16, help="trials per level (default 16)")
+    p.add_argument("--trials", type=int, default=None, help="trials per level (default 16 on a GPU, 6 on CPU)")
     p.add_argument("--epochs", type=int, default=5, help="epochs per trial (default 5)")
     p.add_argument("--cpus-per-trial", type=float, default=None,
                    help="CPUs per trial (default: cores / the largest level on GPU, cores / level on CPU)")
