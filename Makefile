@@ -37,5 +37,15 @@ system-deps:
 	  else echo "note:$$missing not installed (needs root and apt-get); the tests that need it will skip"; fi; \
 	fi
 
+# The benchmark suite (README "Performance"): tables on stdout, JSON in benchmarks/results/.
+# BENCH_LOCK=FILE runs each benchmark under `flock FILE` so shared machines time one thing at a time.
+BENCH_DATA ?= ../shared/data/mit_split_64
+LOCK := $(if $(BENCH_LOCK),flock $(BENCH_LOCK))
+bench: setup
+	$(LOCK) $(PY) -m benchmarks.throughput --data $(BENCH_DATA) --compile
+	$(LOCK) $(PY) -m benchmarks.overhead --data $(BENCH_DATA)
+	$(LOCK) $(PY) -m benchmarks.time_to_accuracy --data $(BENCH_DATA)
+	$(LOCK) $(PY) -m benchmarks.packing --data $(BENCH_DATA)
+
 clean:
 	rm -rf sweeps mlruns.db mlartifacts

@@ -32,6 +32,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
 
 from trainables.data import DEMO, DataError, DataSpec, default_cache_dir  # noqa: E402
+from trainables.options import COMPILE_MODES, PRECISIONS  # noqa: E402
 from trainables.families import FAMILIES, Family, get_family  # noqa: E402
 
 SPEC_FILE = "scenesweep.json"
@@ -115,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--weights", default=None, metavar="imagenet|none|PATH",
                        help="inception: starting weights: imagenet (torchvision's IMAGENET1K_V1 from its cache, "
                        "$TORCH_HOME; never downloaded), none (random init) or a state-dict file (default imagenet)")
+    sweep.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="training arithmetic for neural families (default auto: bf16 where the GPU or CPU "
+                       "has it natively, fp16 on older GPUs, else fp32)")
+    sweep.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
+                       metavar="MODE", help="torch.compile each trial's network (MODE: default, reduce-overhead, "
+                       "max-autotune); pays only for long trials, see README Performance")
     _add_cluster_flags(sweep)
     sweep.set_defaults(handler=cmd_sweep)
 
@@ -415,9 +422,6 @@ def _forwarded_env() -> dict:
 
 
 def _build_tuner(spec: SweepSpec, family: Family, dataset, closer, *, resume: bool):
-    import warnings
-
-    import optuna
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -446,12 +450,7 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, closer, *, resume: bo
     if resume:
         print(f"scenesweep: resuming {spec.name}: no Tune state was saved yet; starting its search over")
 
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if spec.search == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, group=True,
-                                             n_startup_trials=max(3, min(10, spec.samples // 3)))
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=spec.seed)
+    sampler = make_sampler(spec.search, seed=spec.seed, samples=spec.samples)
     space = PinnedSpace(family.name, spec.fixed) if spec.fixed else family.suggest
     searcher = OptunaSearch(space=space, metric=family.metric, mode=family.mode, sampler=sampler,
                             points_to_evaluate=[{**family.default_config, **spec.fixed}])
@@ -468,6 +467,9 @@ def _build_tuner(spec: SweepSpec, family: Family, dataset, closer, *, resume: bo
             scheduler=scheduler,
             num_samples=spec.samples,
             max_concurrent_trials=spec.max_concurrent or None,
+            # A trial then starts in a warm worker (torch, MLflow, OpenCV already imported) instead of
+            # a fresh process: seconds per trial on a small box (benchmarks/overhead.py).
+            reuse_actors=True,
             trial_name_creator=TrialNamer(family.name),
             trial_dirname_creator=TrialNamer(family.name),
         ),
@@ -491,6 +493,19 @@ def restored_search(path: str, family: Family) -> str:
     study = searcher._ot_study  # no public accessor; the study is what TPE learns from
     done = sum(t.state.is_finished() for t in study.trials)
     return f"Optuna {type(study.sampler).__name__} restored with {done} finished of {len(study.trials)} trials"
+
+
+def make_sampler(search: str, *, seed: int, samples: int):
+    """The Optuna sampler of `--search` (also what benchmarks/overhead.py's plain loop uses)."""
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if search == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          n_startup_trials=max(3, min(10, samples // 3)))
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 class TrialNamer:

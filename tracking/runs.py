@@ -256,11 +256,16 @@ class TrialRun:
         self.last_logged_step = epoch
 
     def log_metrics(self, metrics: dict) -> None:
-        timestamp = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in metrics.items()])
+        self.log(metrics=metrics)
 
     def set_tags(self, tags: dict) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.log(tags=tags)
+
+    def log(self, *, metrics: dict | None = None, tags: dict | None = None) -> None:
+        """Trial-level metrics (step 0) and tags in one request."""
+        timestamp = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in (metrics or {}).items()],
+                              tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
 
     def log_params(self, params: dict) -> None:
         log_params(self.client, self.run_id, params)

@@ -11,6 +11,7 @@ import csv
 import logging
 import os
 import random
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import numpy as np
 
 from trainables.classifier import Evaluation, SceneClassifier
 from trainables.families import Family, get_family
-from trainables.session import TrialFailed, TrialSession
+from trainables.session import Stopwatch, TrialFailed, TrialSession
 
 TAG_MODEL_URI = "scenesweep.model_uri"
 TAG_TIMED_OUT = "scenesweep.timed_out"  # training stopped early by --trial-timeout
@@ -56,14 +57,20 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
 
     import mlflow
 
+    started = time.perf_counter()
     family = get_family(settings.family)
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch is noise
     mlflow.set_tracking_uri(settings.target.uri)  # Model.log goes through the fluent API's store
     seed_everything(settings.seed)
     set_threads(settings.threads)
     context = tune.get_context()
-    run = TrialRun.open(settings.target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(),
-                        params=config)
+    # The trial's own overhead, in disjoint parts: MLflow during training (epoch_log) and outside
+    # it (tracking: run, params, final metrics, artifacts), the logged model, Tune's reports and
+    # checkpoints. Training alone = fit_seconds - epoch_log_seconds - tune_seconds.
+    stopwatch = Stopwatch()
+    with stopwatch("tracking"):
+        run = TrialRun.open(settings.target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(),
+                            params=config)
     if run.previous_status == "FINISHED":
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
         tune.report({**run.latest_metrics(), "already_finished": 1})
@@ -71,15 +78,18 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
     run.set_tags({TAG_NODE: ray.util.get_node_ip_address()})
     session = TrialSession(max_epochs=settings.max_epochs, run=run, threads=settings.threads,
                            report=tune.report, checkpoint=tune.get_checkpoint(), options=settings.options,
-                           time_limit=settings.time_limit)
+                           time_limit=settings.time_limit, stopwatch=stopwatch)
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
-        run.log_metrics(outcome.metrics)
-        with tempfile.TemporaryDirectory() as folder:
-            write_trial_artifacts(Path(folder), outcome, dataset, curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS})
-            run.client.log_artifacts(run.run_id, folder)
-        model = log_classifier(run.run_id, outcome.classifier, dataset.x_test[:2])
-        run.set_tags({TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})})
+        with stopwatch("tracking"):
+            run.log_metrics(outcome.metrics)
+            with tempfile.TemporaryDirectory() as folder:
+                write_trial_artifacts(Path(folder), outcome, dataset, curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS})
+                run.client.log_artifacts(run.run_id, folder)
+        with stopwatch("model_log"):
+            model = log_classifier(run.run_id, outcome.classifier, dataset.x_test[:2])
+        overhead = {**stopwatch.metrics(), "trial_seconds": time.perf_counter() - started}
+        run.log(metrics=overhead, tags={TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})})
         run.finish("FINISHED")
     except TrialFailed as exc:
         # Deterministic for this config: record why and let the sweep go on (no retry). Tune insists
@@ -98,7 +108,7 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
     except BaseException as exc:
         run.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
-    final = dict(outcome.metrics)
+    final = {**outcome.metrics, **overhead}
     if family.metric not in final and family.metric in session.history:
         final[family.metric] = session.history[family.metric][-1][1]
     session.send_final(final)
@@ -107,10 +117,13 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
 def fit_and_evaluate(config: dict, dataset, family: Family | str, session: TrialSession) -> TrialOutcome:
     """Plain training: fit the family on train (+val), evaluate once on test."""
     family = get_family(family) if isinstance(family, str) else family
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         classifier = family.trainable.fit(config, dataset, session)
         fit_seconds = time.perf_counter() - started
+        # Cores the fit kept busy: about `threads` when the trial has its CPUs to itself, never much
+        # more unless something oversubscribes (a library ignoring the thread limit).
+        cpu_utilisation = (time.process_time() - cpu_started) / max(fit_seconds, 1e-9)
         test = Evaluation.of(classifier, dataset.x_test, dataset.y_test)
     except RuntimeError as exc:
         if not out_of_memory(exc):
@@ -125,6 +138,8 @@ def fit_and_evaluate(config: dict, dataset, family: Family | str, session: Trial
         "params": params,
         "accuracy_per_param": test.accuracy * 1e5 / params if params else 0.0,
         "fit_seconds": fit_seconds,
+        "cpu_utilisation": cpu_utilisation,
+        "threads": threads_in_use(),
         **classifier.extra_metrics,
     }
     return TrialOutcome(classifier=classifier, test=test, metrics=metrics)
@@ -173,6 +188,15 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:  # families without torch
         pass
+
+
+def threads_in_use() -> int:
+    """The compute threads this trial's libraries use (torch's when loaded, else OpenCV's)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].get_num_threads()
+    import cv2
+
+    return cv2.getNumThreads()
 
 
 def set_threads(threads: int) -> None:
