@@ -29,6 +29,7 @@ TAG_ERROR = "scenesweep.error"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 
+PER_EPOCH_METRICS = frozenset({"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr"})
 DEFAULT_STORE = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 _MAX_PARAM_LENGTH = 6000
@@ -247,8 +248,13 @@ class TrialRun:
         self.last_logged_step = epoch
 
     def log_metrics(self, metrics: dict) -> None:
+        """Once-per-trial metrics at step 0. A final value for a per-epoch key (a second stage's
+        val_accuracy, say) becomes the next step of that key's history, so it is the run's latest."""
         timestamp = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in metrics.items()])
+        after_epochs = self.last_logged_step + 1
+        self.client.log_batch(self.run_id, metrics=[
+            Metric(k, float(v), timestamp, after_epochs if k in PER_EPOCH_METRICS else 0) for k, v in metrics.items()
+        ])
 
     def set_tags(self, tags: dict) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])

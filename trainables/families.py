@@ -44,6 +44,8 @@ FAMILIES: dict[str, Family] = {
     for family in (
         Family("tinynet", metric="val_accuracy", mode="max", per_epoch=True,
                description="small CNN from scratch (paper section TinyNet)"),
+        Family("mlp", metric="val_accuracy", mode="max", per_epoch=True,
+               description="MLPs: end to end, deep features + SVM, patch aggregation, patch BoVW"),
     )
 }
 
