@@ -58,9 +58,25 @@ def parameter_distributions(family: str, *, samples: int = 200) -> dict:
     for _ in range(samples):
         trial = study.ask()
         suggest(trial)
-        found.update(trial.distributions)
+        for name, distribution in trial.distributions.items():
+            found[name] = _widest(found.get(name), distribution)
         study.tell(trial, 0.0)
     return found
+
+
+def _widest(seen, new):
+    """A numeric range may depend on earlier answers (sgd's lr reaches 0.3, adam's 1e-2; an upper
+    bound that shrinks with the pyramid levels): --fix accepts anything inside the widest range the
+    space can ask for."""
+    if seen is None or type(seen) is not type(new) or not isinstance(new, (IntDistribution, FloatDistribution)):
+        return new
+    kwargs = {"log": new.log} if new.log or new.step is None else {"step": new.step}
+    return type(new)(min(seen.low, new.low), max(seen.high, new.high), **kwargs)
+
+
+def unavailable(family: str) -> dict:
+    """{parameter: {value: why}}: known values a family cannot offer (e.g. BoVW's patented SURF)."""
+    return getattr(importlib.import_module(f"search_spaces.{family}"), "UNAVAILABLE", {})
 
 
 def parse_pins(family: str, assignments: list[str]) -> dict:
@@ -74,6 +90,9 @@ def parse_pins(family: str, assignments: list[str]) -> dict:
             raise ValueError(f"--fix {assignment!r} is not KEY=VALUE (e.g. --fix input_size=64)")
         if key not in distributions:
             raise ValueError(f"--fix {key}: {family} has no parameter {key!r}; it has {', '.join(sorted(distributions))}")
+        reason = unavailable(family).get(key, {}).get(raw.strip().lower())
+        if reason:
+            raise ValueError(f"--fix {key}={raw.strip()}: {reason}")
         pins[key] = _typed(raw.strip(), distributions[key], key)
     return pins
 

@@ -14,7 +14,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # The paper's data, 64x64 (see shared/data/mit_split_64/README.md); $MIT_SPLIT_64 points elsewhere.
-MIT_SPLIT_64 = Path(os.environ.get("MIT_SPLIT_64", ROOT.parent / "shared" / "data" / "mit_split_64"))
+# Without it: beside the checkout (/work/main -> /work/shared) or beside the worktrees' folder
+# (/work/wt/NAME -> /work/shared).
+_CANDIDATES = [ROOT.parent / "shared" / "data" / "mit_split_64", ROOT.parents[1] / "shared" / "data" / "mit_split_64"]
+MIT_SPLIT_64 = Path(os.environ.get("MIT_SPLIT_64")
+                    or next((c for c in _CANDIDATES if (c / "train").is_dir()), _CANDIDATES[0]))
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -41,40 +45,62 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, *, timeout: float = 90.0, process: subprocess.Popen | None = None) -> None:
-    import requests
-
+def wait_for(condition, *, timeout: float, what: str, process: subprocess.Popen | None = None,
+             interval: float = 0.3):
+    """Poll `condition()` until it is truthy (returned); fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
+            raise RuntimeError(f"process exited with {process.returncode} while waiting for {what}")
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+
+
+def wait_for_http(url: str, *, timeout: float = 90.0, process: subprocess.Popen | None = None) -> None:
+    import requests
+
+    def answers() -> bool:
         try:
-            if requests.get(url, timeout=2).status_code < 500:
-                return
+            return requests.get(url, timeout=2).status_code < 500
         except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
+            return False
+
+    wait_for(answers, timeout=timeout, what=f"{url} to answer", process=process)
 
 
 class MlflowServer:
-    """A real `mlflow server` on loopback with sqlite and proxied artifacts."""
+    """A real `mlflow server` on loopback: sqlite and proxied artifacts on disk unless told otherwise.
 
-    def __init__(self, root: Path, *, extra_args=(), env=None):
+    `stop()` then `start()` restarts it on the same port and stores (a tracking outage).
+    """
+
+    def __init__(self, root: Path, *, extra_args=(), env=None, backend_uri: str | None = None,
+                 artifacts: str | None = None):
         self.root = root
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
-        self.log = open(root / "server.log", "wb")
-        command = [
+        self.command = [
             sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
+            "--backend-store-uri", backend_uri or f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", artifacts or str(root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", *extra_args,
         ]
-        server_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=server_env,
-                                        cwd=root, start_new_session=True)
-        wait_for_http(f"{self.uri}/health", process=self.process)
+        self.env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
+        self.process = None
+        self.start()
+
+    def start(self) -> None:
+        with open(self.root / "server.log", "ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                            cwd=self.root, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_for_http(f"{self.uri}/health", process=self.process)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -84,7 +110,6 @@ class MlflowServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="session")
@@ -94,13 +119,39 @@ def mlflow_server(tmp_path_factory):
     server.stop()
 
 
-def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run `python orchestrator.py ARGS` the way a user does, from `cwd`, with no standard input."""
+def cli_env(env: dict | None = None) -> dict:
+    """This process's environment as a user's shell would hand it to the CLI, plus `env` (None unsets)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for inherited in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):  # a test states where it tracks and runs
         full_env.pop(inherited, None)
     full_env.update(env or {})
+    return {key: value for key, value in full_env.items() if value is not None}
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run `python orchestrator.py ARGS` the way a user does, from `cwd`, with no standard input."""
     return subprocess.run(
         [sys.executable, str(ROOT / "orchestrator.py"), *args],
-        cwd=cwd, env=full_env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, env=cli_env(env), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def start_cli(*args: str, cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """`python orchestrator.py ARGS` in the background, in its own session (signals reach only it), output to `log`."""
+    with open(log, "wb") as handle:
+        return subprocess.Popen([sys.executable, str(ROOT / "orchestrator.py"), *args], cwd=cwd, env=cli_env(env),
+                                stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
+@pytest.fixture(scope="session")
+def inception_weights_file(tmp_path_factory) -> Path:
+    """A randomly initialised torchvision inception_v3 state dict (ImageNet head and aux head), as a user
+    or torchvision's cache would hold one; ~100 MB, written once per session."""
+    import torch
+    import torchvision
+
+    path = tmp_path_factory.mktemp("inception-weights") / "inception_v3_random.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True).state_dict(), path)
+    return path

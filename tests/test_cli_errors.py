@@ -19,10 +19,13 @@ CASES = [
     (["--cpus-per-trial", "0"], "--cpus-per-trial 0 must be more than 0"),
     (["--name", "bad name!"], "is not a valid sweep name"),
     (["--fix", "depth=2"], "has no parameter 'depth'"),
+    (["--trial-timeout", "0"], "--trial-timeout 0 must be a positive number of seconds"),
     (["--per-class", "500"], "--per-class 500 is larger than class"),
     (["--tracking-uri", "http://127.0.0.1:{port}"], "cannot reach the MLflow tracking server"),
     (["--address", "10.1.2.3:6379"], "cannot write to the local store"),
     ("existing", "already exists"),
+    (["--space", "bovw", "--fix", "descriptor=surf"], "SURF is patented (non-free) and is not in the pip builds"),
+    (["--space", "bovw", "--cv-folds", "1"], "--cv-folds 1 must be at least 2"),
 ]
 
 

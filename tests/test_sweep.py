@@ -3,7 +3,7 @@
 import pytest
 
 from tests.conftest import run_cli
-from tests.sweep_checks import assert_model_matches_logged_predictions, assert_sweep_recorded
+from tests.sweep_checks import assert_model_matches_logged_predictions, assert_sweep_recorded, sweep_runs
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +40,23 @@ def test_status_and_best_read_the_sweep_back(local_sweep):
     best_id = best.stdout.split("best trial ")[1].split()[0]
     assert f"best: {best_id}" in status.stdout
     assert '"input_size": 32' in best.stdout  # config printed with its real types
+
+
+def test_trials_keep_to_their_cpus_and_record_their_own_overhead(local_sweep):
+    workdir, _ = local_sweep
+    _, _, children = sweep_runs(f"sqlite:///{workdir / 'mlruns.db'}", "demo-sqlite", "scenesweep-tinynet")
+    finished = [c.data.metrics for c in children if c.info.status == "FINISHED"]
+    assert finished
+    for metrics in finished:
+        # 1 CPU per trial (the default), two trials at once on this 2-core box: each trains on one
+        # thread inside its Ray worker and keeps about one core busy, never both.
+        assert metrics["threads"] == 1
+        assert 0 < metrics["cpu_utilisation"] < 1.5
+        # Disjoint parts of the trial's time: training (with its per-epoch MLflow logs and Tune
+        # reports inside it), then MLflow before and after it and the logged model.
+        assert 0 < metrics["epoch_log_seconds"] + metrics["tune_seconds"] < metrics["fit_seconds"]
+        after_fit = metrics["tracking_seconds"] + metrics["model_log_seconds"]
+        assert 0 < metrics["fit_seconds"] + after_fit < metrics["trial_seconds"]
 
 
 def test_sweep_against_a_real_tracking_server(mlflow_server, tmp_path, demo_dataset):

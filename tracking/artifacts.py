@@ -68,6 +68,24 @@ def optimisation_history_png(values: list[float], path: Path, *, metric: str, mo
     return _save(fig, path)
 
 
+def image_grid_png(images: list[np.ndarray], titles: list[str], path: Path, *, correct: list[bool] | None = None,
+                   title: str = "") -> Path:
+    """RGB images in a near-square grid, each with a title (green when correct, red when not)."""
+    columns = max(1, int(np.ceil(np.sqrt(len(images)))))
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows + (0.4 if title else 0)), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index >= len(images):
+            continue
+        ax.imshow(images[index])
+        colour = "black" if correct is None else ("tab:green" if correct[index] else "tab:red")
+        ax.set_title(titles[index], fontsize=8, color=colour)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
 def write_json(data, path: Path) -> Path:
     path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
     return path

@@ -7,6 +7,9 @@ training thread (ASHA), or the actor dying (node lost, out of memory).
 
 from __future__ import annotations
 
+import signal
+import threading
+
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
@@ -16,21 +19,61 @@ from tracking.runs import TAG_ERROR, TAG_PARENT, TAG_PRUNED, TAG_TRIAL_ID, Sweep
 class TrialRunCloser(Callback):
     def __init__(self, target: SweepTarget):
         self.target = target
+        self.interrupted = False  # Ctrl-C (SIGINT) stopped the sweep
+        self._running: list[str] = []  # trial ids running at the last step of Tune's loop
+        self.stopped_by_interrupt: list[str] = []  # those running when Ctrl-C came
+
+    def setup(self, **info):
+        # Tune has just installed its Ctrl-C handler (stop gracefully, save state). Note the signal on
+        # its way there: trials Tune then stops were interrupted, not pruned, and the CLI says so.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        tune_handler = signal.getsignal(signal.SIGINT)
+
+        def note_interrupt(signum, frame):
+            self.interrupted = True
+            self.stopped_by_interrupt = list(self._running)
+            if callable(tune_handler):
+                tune_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, note_interrupt)
+
+    def on_step_begin(self, iteration, trials, **info):
+        self._running = [t.trial_id for t in trials if t.status == "RUNNING"]
+
+    def record_interruption(self) -> None:
+        """Runs of the trials Ctrl-C stopped end KILLED as interrupted, whatever the trial itself saw
+        (Tune's stop reaches it as the same SystemExit as an ASHA stop)."""
+        client = MlflowClient(self.target.uri)
+        for trial_id in self.stopped_by_interrupt:
+            for run in self._runs(client, trial_id):
+                if run.info.status == "FINISHED":
+                    continue
+                if TAG_PRUNED in run.data.tags:
+                    client.delete_tag(run.info.run_id, TAG_PRUNED)
+                client.set_tag(run.info.run_id, TAG_ERROR, "sweep interrupted")
+                client.set_terminated(run.info.run_id, status="KILLED")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        # Completed while its run is still open: the scheduler stopped it early.
-        self._close(trial.trial_id, status="KILLED", tags={TAG_PRUNED: "true"})
+        # Completed while its run is still open: the scheduler stopped it early, or Ctrl-C did.
+        if self.interrupted:
+            self._close(trial.trial_id, status="KILLED", tags={TAG_ERROR: "sweep interrupted"})
+        else:
+            self._close(trial.trial_id, status="KILLED", tags={TAG_PRUNED: "true"})
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._close(trial.trial_id, status="FAILED", tags={TAG_ERROR: _error_text(trial)})
 
-    def _close(self, trial_id: str, *, status: str, tags: dict) -> None:
-        client = MlflowClient(self.target.uri)
-        runs = client.search_runs(
+    def _runs(self, client: MlflowClient, trial_id: str) -> list:
+        return client.search_runs(
             [self.target.experiment_id],
             filter_string=f"tags.`{TAG_TRIAL_ID}` = '{trial_id}' AND tags.`{TAG_PARENT}` = '{self.target.parent_run_id}'",
             max_results=1,
         )
+
+    def _close(self, trial_id: str, *, status: str, tags: dict) -> None:
+        client = MlflowClient(self.target.uri)
+        runs = self._runs(client, trial_id)
         if runs and runs[0].info.status in ("RUNNING", "SCHEDULED"):
             for key, value in tags.items():
                 client.set_tag(runs[0].info.run_id, key, value)

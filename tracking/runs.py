@@ -26,6 +26,9 @@ TAG_ROLE = "scenesweep.role"  # "sweep" for the parent run, "trial" for children
 TAG_TRIAL_ID = "scenesweep.trial_id"
 TAG_PRUNED = "scenesweep.pruned"
 TAG_ERROR = "scenesweep.error"
+TAG_ATTEMPT = "scenesweep.attempt"  # 1, then +1 each time Tune retries or a resume restarts the trial
+TAG_RESUMED_FROM = "scenesweep.resumed_from_epoch"  # the checkpoint a retried trial continued from
+TAG_NODE = "scenesweep.node"  # the Ray node (its IP) the trial's latest attempt runs on
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 
@@ -227,6 +230,11 @@ class TrialRun:
             trial = cls(client, run.info.run_id, status=run.info.status, last_step=last_step)
             if run.info.status != "FINISHED":
                 client.update_run(run.info.run_id, status="RUNNING")
+                attempt = int(run.data.tags.get(TAG_ATTEMPT, "1")) + 1
+                trial.set_tags({TAG_ATTEMPT: attempt})
+                for stale in (TAG_ERROR, TAG_PRUNED):  # how the last attempt ended; this one starts clean
+                    if stale in run.data.tags:
+                        client.delete_tag(run.info.run_id, stale)
             return trial
         tags = {
             TAG_PARENT: target.parent_run_id,
@@ -234,6 +242,7 @@ class TrialRun:
             TAG_SWEEP: target.sweep,
             TAG_FAMILY: target.family,
             TAG_ROLE: "trial",
+            TAG_ATTEMPT: "1",
         }
         run = client.create_run(target.experiment_id, run_name=trial_name, tags=tags)
         log_params(client, run.info.run_id, params)
@@ -248,16 +257,24 @@ class TrialRun:
         self.last_logged_step = epoch
 
     def log_metrics(self, metrics: dict) -> None:
-        """Once-per-trial metrics at step 0. A final value for a per-epoch key (a second stage's
-        val_accuracy, say) becomes the next step of that key's history, so it is the run's latest."""
+        """Once-per-trial metrics; see log()."""
+        self.log(metrics=metrics)
+
+    def set_tags(self, tags: dict) -> None:
+        self.log(tags=tags)
+
+    def log(self, *, metrics: dict | None = None, tags: dict | None = None) -> None:
+        """Trial-level metrics and tags in one request. Metrics go at step 0, except a final value for
+        a per-epoch key (a second stage's val_accuracy, say): it becomes the next step of that key's
+        history, so it is the run's latest."""
         timestamp = int(time.time() * 1000)
         after_epochs = self.last_logged_step + 1
         self.client.log_batch(self.run_id, metrics=[
-            Metric(k, float(v), timestamp, after_epochs if k in PER_EPOCH_METRICS else 0) for k, v in metrics.items()
-        ])
+            Metric(k, float(v), timestamp, after_epochs if k in PER_EPOCH_METRICS else 0) for k, v in (metrics or {}).items()
+        ], tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
 
-    def set_tags(self, tags: dict) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    def log_params(self, params: dict) -> None:
+        log_params(self.client, self.run_id, params)
 
     def latest_metrics(self) -> dict:
         return dict(self.client.get_run(self.run_id).data.metrics)

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from tracking.artifacts import optimisation_history_png, write_json
 from tracking.runs import TAG_ERROR, TAG_PRUNED, TAG_TRIAL_ID, SweepTarget, trial_runs
 
+TAG_BEST_RUN_ID = "scenesweep.best_run_id"
 SUMMARY_METRICS = ("val_accuracy", "cv_accuracy", "test_accuracy", "params", "fit_seconds")
 
 
@@ -104,7 +105,7 @@ def record_sweep_result(client: MlflowClient, target: SweepTarget, summary: Swee
     client.set_tag(run_id, "scenesweep.trials", ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())))
     if best is not None:
         client.set_tag(run_id, "scenesweep.best_trial_id", best.trial_id)
-        client.set_tag(run_id, "scenesweep.best_run_id", best.run_id)
+        client.set_tag(run_id, TAG_BEST_RUN_ID, best.run_id)
         for key in SUMMARY_METRICS:
             if key in best.metrics:
                 client.log_metric(run_id, f"best_{key}", best.metrics[key])
@@ -124,21 +125,41 @@ def _write_trials_csv(summary: SweepSummary, path: Path) -> None:
                              *[r.params.get(k, "") for k in param_keys], r.error])
 
 
-def format_table(rows: list[TrialRow], *, metric: str, key_params: list[str] | None = None) -> str:
-    """A fixed-width table of trials for the terminal."""
-    columns = ["trial", "status", "epochs", metric, "test_accuracy", "params", "fit_s"]
+def format_table(rows: list[TrialRow], *, metric: str, key_params: list[str] | None = None, run_ids: bool = False,
+                 also: tuple[str, ...] = ()) -> str:
+    """A fixed-width table of trials for the terminal; `also` adds metric columns after `metric`."""
+    metrics = [metric, *(m for m in also if m != metric), "test_accuracy"]
+    metrics = list(dict.fromkeys(metrics))
     key_params = key_params or []
-    header = columns + key_params
+    header = ["trial", *(["run"] if run_ids else []), "status", "epochs", *metrics, "params", "fit_s", *key_params]
     lines = []
     for r in rows:
         status = "PRUNED" if r.pruned else r.status
-        values = [r.trial_id, status, str(r.epochs), _fmt(r.metrics.get(metric)), _fmt(r.metrics.get("test_accuracy")),
+        values = [r.trial_id, *([r.run_id] if run_ids else []), status, str(r.epochs),
+                  *(_fmt(r.metrics.get(m)) for m in metrics),
                   _fmt_int(r.metrics.get("params")), _fmt(r.metrics.get("fit_seconds"), 1)]
-        values += [r.params.get(k, "") for k in key_params]
+        values += [_fmt_param(r.params.get(k, "")) for k in key_params]
         lines.append(values)
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)] if lines else [len(h) for h in header]
     render = lambda values: "  ".join(str(v).ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
     return "\n".join([render(header), *map(render, lines)])
+
+
+def varying_params(rows: list[TrialRow], *, order=(), limit: int = 8) -> list[str]:
+    """The params that differ between trials (what the search chose), pinned ones left out.
+
+    In `order` (the search space's declaration order: architecture before optimiser before
+    augmentation), then alphabetically; at most `limit`.
+    """
+    rank = {name: index for index, name in enumerate(order)}
+    keys = sorted({k for r in rows for k in r.params}, key=lambda k: (rank.get(k, len(rank)), k))
+    varying = [k for k in keys if len({r.params.get(k) for r in rows}) > 1]
+    return varying[:limit]
+
+
+def metric_mode(metric: str, *, default: str) -> str:
+    """Losses, durations and sizes are minimised; everything else (accuracies) maximised."""
+    return "min" if metric.endswith(("loss", "seconds", "params", "_std")) else default
 
 
 def typed(value: str):
@@ -156,6 +177,12 @@ def typed(value: str):
 
 def _fmt(value, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def _fmt_param(value: str) -> str:
+    """Params as MLflow stores them (strings); long floats shortened to 4 significant digits."""
+    number = typed(value)
+    return f"{number:.4g}" if isinstance(number, float) else value
 
 
 def _fmt_int(value) -> str:

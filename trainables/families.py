@@ -44,6 +44,10 @@ FAMILIES: dict[str, Family] = {
     for family in (
         Family("tinynet", metric="val_accuracy", mode="max", per_epoch=True,
                description="small CNN from scratch (paper section TinyNet)"),
+        Family("bovw", metric="cv_accuracy", mode="max", per_epoch=False,
+               description="bag of visual words: descriptors, codebook/GMM, encoding, pyramid, SVM/kNN/logistic"),
+        Family("inception", metric="val_accuracy", mode="max", per_epoch=True,
+               description="InceptionV3 fine-tuned: head only, last N blocks, or cut after a block (paper section InceptionV3)"),
         Family("mlp", metric="val_accuracy", mode="max", per_epoch=True,
                description="MLPs: end to end, deep features + SVM, patch aggregation, patch BoVW"),
     )

@@ -5,17 +5,23 @@ resume from, and one call per finished epoch.
 with a checkpoint, so ASHA can stop the trial and a retried trial resumes from
 its last epoch. The final epoch's report is held back and sent by the trial
 after test evaluation and model logging: a scheduler that stops the trial at
-that report can then no longer cut those off.
+that report can then no longer cut those off. A `Stopwatch` adds up the time
+spent in MLflow (`epoch_log`) and in Tune's report/checkpoint calls (`tune`)
+during training, so every trial records its own bookkeeping overhead.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
+_EPOCH_FILE = "scenesweep_epoch"
 
 
 class TrialFailed(Exception):
@@ -26,10 +32,31 @@ class TrialFailed(Exception):
     """
 
 
+class Stopwatch:
+    """Wall seconds per named phase ("epoch_log", "tune", ...), summed over the trial; phases don't nest."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - started
+
+    def metrics(self) -> dict[str, float]:
+        return {f"{phase}_seconds": seconds for phase, seconds in sorted(self.seconds.items())}
+
+
 class TrialSession:
     def __init__(self, *, max_epochs: int, run=None, threads: int = 1, report: Callable | None = None,
-                 checkpoint=None, options: dict | None = None):
+                 checkpoint=None, options: dict | None = None, time_limit: float | None = None,
+                 stopwatch: Stopwatch | None = None):
         self.max_epochs = int(max_epochs)
+        self._deadline = time.monotonic() + time_limit if time_limit else None
+        self.timed_out = False
         self.threads = threads
         self.options = dict(options or {})  # sweep-wide settings that are not searched (cache_dir, ...)
         self._run = run  # tracking.runs.TrialRun, or None outside a sweep
@@ -37,13 +64,25 @@ class TrialSession:
         self._checkpoint = checkpoint  # the tune.Checkpoint to resume from, if any
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.held_back: tuple[dict, Path | None] | None = None
+        self.stopwatch = stopwatch or Stopwatch()
 
     def restore(self, load: Callable[[Path], T]) -> T | None:
         """Load the latest checkpoint with `load(folder)`, or None for a fresh start."""
         if self._checkpoint is None:
             return None
         with self._checkpoint.as_directory() as folder:
-            return load(Path(folder))
+            state = load(Path(folder))
+            marker = Path(folder) / _EPOCH_FILE
+            if marker.exists() and self._run is not None:
+                from tracking.runs import TAG_RESUMED_FROM
+
+                self._run.set_tags({TAG_RESUMED_FROM: marker.read_text().strip()})
+            return state
+
+    def log_params(self, params: dict) -> None:
+        """Record settings the trial resolved beyond its config (e.g. which weights it started from)."""
+        if self._run is not None:
+            self._run.log_params(params)
 
     def report_epoch(self, epoch: int, metrics: dict, *, save: Callable[[Path], None] | None = None) -> None:
         """Record one finished epoch (1-based) with its metrics; `save(folder)` writes the checkpoint."""
@@ -51,17 +90,26 @@ class TrialSession:
         for key, value in metrics.items():
             self.history.setdefault(key, []).append((epoch, value))
         if self._run is not None:
-            self._run.log_epoch(epoch, metrics)
+            with self.stopwatch("epoch_log"):
+                self._run.log_epoch(epoch, metrics)
         folder = None
-        if save is not None:
-            folder = Path(tempfile.mkdtemp(prefix="scenesweep-ckpt-"))
-            save(folder)
+        if save is not None and self._report is not None:  # a checkpoint only Tune can use
+            with self.stopwatch("tune"):
+                folder = Path(tempfile.mkdtemp(prefix="scenesweep-ckpt-"))
+                save(folder)
+                (folder / _EPOCH_FILE).write_text(str(epoch))  # read back by restore() for the run's record
         result = {**metrics, "epoch": epoch}
         if epoch >= self.max_epochs:
             self._discard_held()
             self.held_back = (result, folder)
             return
         self._send(result, folder)
+
+    def out_of_time(self) -> bool:
+        """True once the trial's --trial-timeout has passed; training loops stop at the next epoch end."""
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self.timed_out = True
+        return self.timed_out
 
     def send_final(self, final_metrics: dict) -> None:
         """The trial's last report: the held-back epoch (if any) merged with the final metrics."""
@@ -72,12 +120,13 @@ class TrialSession:
     def _send(self, result: dict, folder: Path | None) -> None:
         try:
             if self._report is not None:
-                checkpoint = None
-                if folder is not None:
-                    from ray.tune import Checkpoint
+                with self.stopwatch("tune"):
+                    checkpoint = None
+                    if folder is not None:
+                        from ray.tune import Checkpoint
 
-                    checkpoint = Checkpoint.from_directory(str(folder))
-                self._report(result, checkpoint=checkpoint)
+                        checkpoint = Checkpoint.from_directory(str(folder))
+                    self._report(result, checkpoint=checkpoint)
         finally:
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)

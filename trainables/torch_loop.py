@@ -1,11 +1,20 @@
 """The one training loop every neural family shares (TinyNet, MLP, InceptionV3).
 
 The dataset is small, so it lives on the training device as uint8 tensors for
-the whole trial: batches are index slices, augmentation runs on the device
-(`augment.DeviceAugmenter`), and nothing crosses the host boundary per epoch
-except the metrics. On a GPU it trains in bf16 autocast with channels_last.
+the whole trial, laid out once in the convolutions' memory format: batches are
+index slices, augmentation runs on the device (`augment.DeviceAugmenter`), and
+nothing crosses the host boundary per epoch except the metrics (one sync per
+epoch, none per batch). Arithmetic, layout and compilation come from
+`trainables.device`: bf16 autocast where the hardware has it (GPU, and CPUs with
+AVX-512 BF16), channels_last and cudnn.benchmark on GPU, fused optimiser steps,
+optional torch.compile. Sweep-wide options it reads from the session:
+`precision` (auto/fp32/bf16/fp16) and `compile` (a torch.compile mode, or None).
 Config keys it reads (all optional): optimizer, lr, lr_finder, momentum,
-weight_decay, batch_size, one_cycle, label_smoothing, input_size, aug_*.
+weight_decay, batch_size, one_cycle, label_smoothing, input_size, aug_*, aux_weight.
+A model may declare `input_stats` (mean, std), the normalisation its pretrained weights
+expect, used instead of the dataset's channel statistics. A model with an auxiliary
+classifier (InceptionV3) returns (logits, aux_logits) while training; its loss adds
+aux_weight (default AUX_WEIGHT) x the aux loss.
 A family's builder is `build_model(config, num_classes, *, pretrained=True)`;
 reloading a saved model calls it with pretrained=False (weights come from the file).
 """
@@ -16,7 +25,6 @@ import copy
 import importlib
 import math
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +34,13 @@ import torch.nn.functional as F
 
 from trainables.augment import DeviceAugmenter, resize
 from trainables.classifier import SceneClassifier
+from trainables.device import (FUSED_OPTIMIZERS, Precision, channels_last, compiled, images_on_device,
+                               inference_autocast, pick_device, prepare_model, resolve_precision)
 from trainables.session import TrialFailed, TrialSession
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta", "adagrad")
 _EVAL_BATCH = 256
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+AUX_WEIGHT = 0.4  # torchvision's reference recipe for InceptionV3: loss = main + 0.4 * aux
 
 
 class TorchClassifier(SceneClassifier):
@@ -83,7 +90,7 @@ class TorchClassifier(SceneClassifier):
         outputs = []
         for start in range(0, len(tensor), _EVAL_BATCH):
             batch = tensor[start : start + _EVAL_BATCH].to(device, non_blocking=True)
-            with autocast(device):
+            with inference_autocast(device):
                 outputs.append(self.model(channels_last(self.to_input(batch), device)).float())
         return torch.cat(outputs) if outputs else torch.zeros(0, len(self.class_names))
 
@@ -112,16 +119,14 @@ def build_from(builder: str, config: dict, num_classes: int, **kwargs) -> nn.Mod
 def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSession, *, builder: str) -> TorchClassifier:
     """Train `model` for session.max_epochs epochs (resuming from a checkpoint), report each epoch."""
     device = pick_device()
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    model = model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    precision = resolve_precision(session.options.get("precision") or "auto", device)
+    model = prepare_model(model, device)
+    forward = compiled(model, session.options.get("compile"))
     input_size = int(config.get("input_size", dataset.image_size))
-    mean, std = channel_stats(dataset.x_train)
+    mean, std = getattr(model, "input_stats", None) or channel_stats(dataset.x_train)
     classifier = TorchClassifier(model, builder=builder, config=config, class_names=dataset.class_names,
                                  image_size=dataset.image_size, input_size=input_size, mean=mean, std=std)
-    x_train = torch.from_numpy(np.ascontiguousarray(dataset.x_train)).to(device)  # uint8, stays put
+    x_train = images_on_device(dataset.x_train, device)  # uint8 NCHW, stays put for the whole trial
     y_train = torch.from_numpy(np.asarray(dataset.y_train, dtype=np.int64)).to(device)
     x_val = torch.from_numpy(np.ascontiguousarray(dataset.x_val)).to(device)
     y_val = torch.from_numpy(np.asarray(dataset.y_val, dtype=np.int64)).to(device)
@@ -135,7 +140,7 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
         order = torch.randperm(len(y_train), device=device)
         for step in range(steps_per_epoch):  # a ragged last batch is dropped (BatchNorm needs > 1)
             index = order[step * batch_size : (step + 1) * batch_size]
-            x = x_train[index].permute(0, 3, 1, 2).float().div_(255)
+            x = x_train[index].float().div_(255)
             x = normalise(augmenter(x, input_size), mean, std)
             yield channels_last(x, device), y_train[index]
 
@@ -144,8 +149,9 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
     if state is not None:
         lr = state["lr"]
     elif config.get("lr_finder"):
-        lr = find_lr(model, config, batches, loss_fn, device)
+        lr = find_lr(model, config, batches, loss_fn, precision)
     optimizer = build_optimizer(model, config, lr)
+    scaler = precision.grad_scaler()
     scheduler = None
     if config.get("one_cycle"):
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -170,12 +176,10 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         for x, y in batches():
-            with autocast(device):
-                logits = model(x)
-                loss = loss_fn(logits.float(), y)
+            with precision.autocast():
+                loss, logits = training_loss(forward, x, y, loss_fn, config)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            backward_and_step(loss, optimizer, scaler)
             if scheduler is not None:
                 scheduler.step()
             loss_sum += loss.detach() * len(y)
@@ -200,7 +204,18 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
                        folder / "state.pt")
 
         session.report_epoch(epoch, metrics, save=save)
+        if epoch < session.max_epochs and session.out_of_time():
+            break  # over its time budget: the trial ends here and is evaluated like any other
     return classifier
+
+
+def training_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, config: dict):
+    """(loss, main logits) of a training-mode forward pass, the auxiliary classifier's loss included."""
+    out = model(x)
+    if isinstance(out, tuple):  # (logits, aux_logits): InceptionV3's aux head, present only while training
+        logits, aux = out
+        return loss_fn(logits.float(), y) + float(config.get("aux_weight", AUX_WEIGHT)) * loss_fn(aux.float(), y), logits
+    return loss_fn(out.float(), y), out
 
 
 @torch.no_grad()
@@ -217,27 +232,39 @@ def build_optimizer(model: nn.Module, config: dict, lr: float) -> torch.optim.Op
     params = [p for p in model.parameters() if p.requires_grad]
     decay = float(config.get("weight_decay", 0.0))
     momentum = float(config.get("momentum", 0.0))
+    fast = {"fused": True} if name in FUSED_OPTIMIZERS else {}  # others: torch picks foreach on GPU
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=decay, **fast)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=decay, **fast)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=decay, nesterov=momentum > 0)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=decay, nesterov=momentum > 0, **fast)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=decay)
+        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=decay, **fast)
     if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, weight_decay=decay)
+        return torch.optim.Adadelta(params, lr=lr, weight_decay=decay, **fast)
     if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=decay)
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=decay, **fast)
     raise TrialFailed(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def find_lr(model: nn.Module, config: dict, batches, loss_fn, device, *, steps: int = 60,
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)  # skips the step when the scaled gradients overflowed
+    scaler.update()
+
+
+def find_lr(model: nn.Module, config: dict, batches, loss_fn, precision: Precision, *, steps: int = 60,
             low: float = 1e-6, high: float = 1.0) -> float:
     """Leslie Smith's range test: ramp lr exponentially on a throwaway copy, pick min-loss lr / 10."""
     probe = copy.deepcopy(model)
     probe.train()
     optimizer = build_optimizer(probe, config, low)
+    scaler = precision.grad_scaler()
     ratio = (high / low) ** (1 / max(1, steps - 1))
     smoothed, best_loss, best_lr, step = 0.0, math.inf, 1e-3, 0
     while step < steps:
@@ -245,11 +272,10 @@ def find_lr(model: nn.Module, config: dict, batches, loss_fn, device, *, steps: 
             lr = low * ratio**step
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with autocast(device):
-                loss = loss_fn(probe(x).float(), y)
+            with precision.autocast():
+                loss, _ = training_loss(probe, x, y, loss_fn, config)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            backward_and_step(loss, optimizer, scaler)
             value = loss.item()
             smoothed = 0.9 * smoothed + 0.1 * value if step else value
             if not math.isfinite(value) or (step > 5 and smoothed > 4 * best_loss):
@@ -274,16 +300,3 @@ def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return (x - mean_t) / std_t
 
-
-def channels_last(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """channels_last on GPU (faster convs); plain NCHW on CPU, where oneDNN's 1x1-conv backward
-    on channels_last input crashes (SIGSEGV seen with torch 2.14.1 on AVX-512)."""
-    if device.type == "cuda":
-        return x.contiguous(memory_format=torch.channels_last)
-    return x.contiguous()
-
-
-def autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()

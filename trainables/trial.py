@@ -11,6 +11,7 @@ import csv
 import logging
 import os
 import random
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ import numpy as np
 
 from trainables.classifier import Evaluation, SceneClassifier
 from trainables.families import Family, get_family
-from trainables.session import TrialFailed, TrialSession
+from trainables.session import Stopwatch, TrialFailed, TrialSession
 
 TAG_MODEL_URI = "scenesweep.model_uri"
+TAG_TIMED_OUT = "scenesweep.timed_out"  # training stopped early by --trial-timeout
 CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
 
@@ -34,6 +36,7 @@ class TrialSettings:
     threads: int = 1
     target: object | None = None  # tracking.runs.SweepTarget; None = don't track
     options: dict = field(default_factory=dict)  # sweep-wide, not searched: cache_dir, family flags
+    time_limit: float | None = None  # seconds of training per trial attempt (--trial-timeout)
 
 
 @dataclass(frozen=True)
@@ -47,46 +50,65 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
     """Ray Tune's function trainable. Every exit path leaves the MLflow run in a final state."""
     from ray import tune
 
+    import ray
+
     from tracking.models import log_classifier
-    from tracking.runs import TrialRun
+    from tracking.runs import TAG_NODE, TrialRun
 
     import mlflow
 
+    started = time.perf_counter()
     family = get_family(settings.family)
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch is noise
     mlflow.set_tracking_uri(settings.target.uri)  # Model.log goes through the fluent API's store
     seed_everything(settings.seed)
     set_threads(settings.threads)
     context = tune.get_context()
-    run = TrialRun.open(settings.target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(),
-                        params=config)
+    # The trial's own overhead, in disjoint parts: MLflow during training (epoch_log) and outside
+    # it (tracking: run, params, final metrics, artifacts), the logged model, Tune's reports and
+    # checkpoints. Training alone = fit_seconds - epoch_log_seconds - tune_seconds.
+    stopwatch = Stopwatch()
+    with stopwatch("tracking"):
+        run = TrialRun.open(settings.target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(),
+                            params=config)
     if run.previous_status == "FINISHED":
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
         tune.report({**run.latest_metrics(), "already_finished": 1})
         return
+    run.set_tags({TAG_NODE: ray.util.get_node_ip_address()})
     session = TrialSession(max_epochs=settings.max_epochs, run=run, threads=settings.threads,
-                           report=tune.report, checkpoint=tune.get_checkpoint(), options=settings.options)
+                           report=tune.report, checkpoint=tune.get_checkpoint(), options=settings.options,
+                           time_limit=settings.time_limit, stopwatch=stopwatch)
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
-        run.log_metrics(outcome.metrics)
-        with tempfile.TemporaryDirectory() as folder:
-            write_trial_artifacts(Path(folder), outcome, dataset, curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS})
-            run.client.log_artifacts(run.run_id, folder)
-        model = log_classifier(run.run_id, outcome.classifier, dataset.x_test[:2])
-        run.set_tags({TAG_MODEL_URI: model.model_uri})
+        with stopwatch("tracking"):
+            run.log_metrics(outcome.metrics)
+            with tempfile.TemporaryDirectory() as folder:
+                write_trial_artifacts(Path(folder), outcome, dataset, curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS})
+                run.client.log_artifacts(run.run_id, folder)
+        with stopwatch("model_log"):
+            model = log_classifier(run.run_id, outcome.classifier, dataset.x_test[:2])
+        overhead = {**stopwatch.metrics(), "trial_seconds": time.perf_counter() - started}
+        run.log(metrics=overhead, tags={TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})})
         run.finish("FINISHED")
     except TrialFailed as exc:
-        # Deterministic for this config: record why and let the sweep go on (no retry).
+        # Deterministic for this config: record why and let the sweep go on (no retry). Tune insists
+        # on the metric in a trial's last result; the worst value also steers TPE away from the config.
         run.finish("FAILED", error=str(exc))
+        tune.report({family.metric: float("-inf") if family.mode == "max" else float("inf"), "trial_failed": 1})
         return
     except SystemExit:
         # Tune stops a function trainable by raising SystemExit inside tune.report (ASHA pruning).
         run.finish("KILLED", pruned=True)
         raise
+    except KeyboardInterrupt:
+        # Ctrl-C reached the worker too: the sweep is being interrupted, the trial did nothing wrong.
+        run.finish("KILLED", error="sweep interrupted")
+        raise
     except BaseException as exc:
         run.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
-    final = dict(outcome.metrics)
+    final = {**outcome.metrics, **overhead}
     if family.metric not in final and family.metric in session.history:
         final[family.metric] = session.history[family.metric][-1][1]
     session.send_final(final)
@@ -95,10 +117,20 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
 def fit_and_evaluate(config: dict, dataset, family: Family | str, session: TrialSession) -> TrialOutcome:
     """Plain training: fit the family on train (+val), evaluate once on test."""
     family = get_family(family) if isinstance(family, str) else family
-    started = time.perf_counter()
-    classifier = family.trainable.fit(config, dataset, session)
-    fit_seconds = time.perf_counter() - started
-    test = Evaluation.of(classifier, dataset.x_test, dataset.y_test)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    try:
+        classifier = family.trainable.fit(config, dataset, session)
+        fit_seconds = time.perf_counter() - started
+        # Cores the fit kept busy: about `threads` when the trial has its CPUs to itself, never much
+        # more unless something oversubscribes (a library ignoring the thread limit).
+        cpu_utilisation = (time.process_time() - cpu_started) / max(fit_seconds, 1e-9)
+        test = Evaluation.of(classifier, dataset.x_test, dataset.y_test)
+    except RuntimeError as exc:
+        if not out_of_memory(exc):
+            raise
+        release_gpu_memory()
+        raise TrialFailed(f"out of GPU memory ({str(exc).splitlines()[0][:300]}); this configuration does not fit: "
+                          "pin a smaller --fix batch_size/input_size or give trials more GPU (--gpus-per-trial)") from exc
     params = classifier.num_params
     metrics = {
         "test_accuracy": test.accuracy,
@@ -106,6 +138,8 @@ def fit_and_evaluate(config: dict, dataset, family: Family | str, session: Trial
         "params": params,
         "accuracy_per_param": test.accuracy * 1e5 / params if params else 0.0,
         "fit_seconds": fit_seconds,
+        "cpu_utilisation": cpu_utilisation,
+        "threads": threads_in_use(),
         **classifier.extra_metrics,
     }
     return TrialOutcome(classifier=classifier, test=test, metrics=metrics)
@@ -127,6 +161,24 @@ def write_trial_artifacts(folder: Path, outcome: TrialOutcome, dataset, *, curve
             writer.writerow([name, names[true], names[predicted], f"{probs[predicted]:.6f}"])
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """A GPU out-of-memory: deterministic for the configuration, so the trial fails without retry."""
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
+
+
+def release_gpu_memory() -> None:
+    """Give the failed trial's cached blocks back, so the next trial on this GPU starts clean."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -136,6 +188,15 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:  # families without torch
         pass
+
+
+def threads_in_use() -> int:
+    """The compute threads this trial's libraries use (torch's when loaded, else OpenCV's)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].get_num_threads()
+    import cv2
+
+    return cv2.getNumThreads()
 
 
 def set_threads(threads: int) -> None:

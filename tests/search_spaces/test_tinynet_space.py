@@ -52,6 +52,7 @@ def test_paper_best_is_a_point_of_the_space():
         (["input_size=64"], {"input_size": 64}),
         (["batchnorm=false", "optimizer=sgd"], {"batchnorm": False, "optimizer": "sgd"}),
         (["dropout=0.25", "blocks=3"], {"dropout": 0.25, "blocks": 3}),
+        (["optimizer=sgd", "lr=0.3"], {"optimizer": "sgd", "lr": 0.3}),  # sgd's lr range, wider than adam's
     ],
 )
 def test_pins_parse_to_typed_values(assignments, expected):
@@ -64,6 +65,7 @@ def test_pins_parse_to_typed_values(assignments, expected):
         ("depth=3", "has no parameter 'depth'"),
         ("input_size=100", "choose one of 32, 64, 128"),
         ("blocks=9", "out of the space's range"),
+        ("lr=0.5", r"out of the space's range \[0.0001, 0.3\]"),
         ("dropout=lots", "expected a number"),
         ("input_size", "is not KEY=VALUE"),
     ],

@@ -1,0 +1,165 @@
+"""Benchmark 2: orchestration overhead, scenesweep (Ray Tune + Optuna + MLflow) vs a plain Optuna loop.
+
+The same N short TinyNet trials (architecture pinned small so training is ~1-2 s
+and the overhead shows; everything else searched by the same seeded TPE sampler,
+paper config first) run twice, one trial at a time on the same threads:
+
+- plain: `optuna.study.optimize` in this process, each trial calling
+  `trainables.trial.fit_and_evaluate` (the function every sweep trial runs) and
+  returning the last validation accuracy; nothing recorded;
+- scenesweep: `orchestrator.py sweep --scheduler fifo --max-concurrent 1`, every
+  trial a Tune trial with its MLflow child run, per-epoch metrics, checkpoints,
+  artifacts and logged model (local sqlite store).
+
+Overhead per trial = (time from the first trial's start to the last one's end -
+time spent training) / N. Where scenesweep's goes is read back from MLflow: each
+trial records, in disjoint parts, `epoch_log_seconds` (per-epoch MLflow
+log_batch), `tune_seconds` (tune.report + checkpoints), `tracking_seconds` (run,
+params, final metrics, artifacts), `model_log_seconds` and `trial_seconds`;
+training = fit_seconds - epoch_log_seconds - tune_seconds; what lies between
+trials is Tune's event loop, the searcher and the trial's start in its Ray actor.
+Start-up (imports, Ray, data, parent run) and the closing summary are counted
+once, apart.
+
+    python -m benchmarks.overhead [--trials 50] [--epochs 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import CACHE, format_table, main, parser, run_sweep, trial_runs_of
+
+# Small and fixed, so training time is short and the same from trial to trial.
+PINS = {"blocks": 3, "base_width": 8, "convs_per_block": 1, "kernel_size": 3, "depthwise": False,
+        "residual": False, "input_size": 32, "batch_size": 64, "lr_finder": False}
+SEED = 0
+
+
+def run(args):
+    trials = 3 if args.quick else args.trials
+    epochs = 1 if args.quick else args.epochs
+    threads = args.threads or len(os.sched_getaffinity(0))
+    data = str(Path(args.data).resolve()) if args.data != "demo" else "demo"
+    per_class = 4 if args.quick else None
+    plain = plain_optuna(data, trials=trials, epochs=epochs, threads=threads, per_class=per_class)
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as folder:
+        sweep = scenesweep(Path(folder), data, trials=trials, epochs=epochs, threads=threads, per_class=per_class)
+    rows = compare(plain, sweep, trials)
+    payload = {"settings": {"trials": trials, "epochs": epochs, "threads": threads, "data": data,
+                            "per_class": per_class, "pins": PINS, "seed": SEED},
+               "plain": plain, "scenesweep": sweep, "rows": rows}
+    return "overhead", payload, format_table(rows, ["seconds", "plain_optuna", "scenesweep"])
+
+
+def plain_optuna(data: str, *, trials: int, epochs: int, threads: int, per_class: int | None) -> dict:
+    import optuna
+
+    from orchestrator import make_sampler
+    from search_spaces import PinnedSpace
+    from trainables.data import DataSpec, load_dataset
+    from trainables.families import get_family
+    from trainables.session import TrialSession
+    from trainables.trial import fit_and_evaluate, seed_everything, set_threads
+
+    started = time.perf_counter()
+    family = get_family("tinynet")
+    dataset = load_dataset(DataSpec(source=data, per_class=per_class, seed=SEED, cache_dir=str(CACHE)))
+    set_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed=SEED, samples=trials))
+    study.enqueue_trial({**family.default_config, **PINS})
+    space = PinnedSpace(family.name, PINS)
+    fit_seconds, objective_seconds = [], []
+
+    def objective(trial):
+        began = time.perf_counter()
+        config = {**space(trial), **trial.params}
+        seed_everything(SEED)
+        session = TrialSession(max_epochs=epochs)
+        outcome = fit_and_evaluate(config, dataset, family, session)
+        fit_seconds.append(outcome.metrics["fit_seconds"])
+        objective_seconds.append(time.perf_counter() - began)
+        return session.history["val_accuracy"][-1][1]
+
+    loop_started = time.perf_counter()
+    study.optimize(objective, n_trials=trials)
+    loop = time.perf_counter() - loop_started
+    return {
+        "wall_seconds": time.perf_counter() - started,
+        "startup_seconds": loop_started - started,
+        "loop_seconds": loop,
+        "fit_seconds": sum(fit_seconds),
+        "searcher_seconds": loop - sum(objective_seconds),
+        "evaluate_seconds": sum(objective_seconds) - sum(fit_seconds),  # test evaluation, seeding
+        "best_val_accuracy": study.best_value,
+    }
+
+
+def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: int, per_class: int | None) -> dict:
+    args = ["--space", "tinynet", "--data", data, "--samples", str(trials), "--epochs", str(epochs),
+            "--scheduler", "fifo", "--max-concurrent", "1", "--cpus-per-trial", str(threads),
+            "--seed", str(SEED), "--cache-dir", str(CACHE)]
+    if per_class:
+        args += ["--per-class", str(per_class)]
+    for key, value in PINS.items():
+        args += ["--fix", f"{key}={value}"]
+    sweep = run_sweep(name="bench-overhead", workdir=workdir, args=args)
+    runs = [r for r in trial_runs_of(sweep) if r.info.status == "FINISHED"]
+    if len(runs) < trials:
+        raise RuntimeError(f"only {len(runs)} of {trials} trials finished:\n{sweep.output[-3000:]}")
+    runs.sort(key=lambda r: r.info.start_time)
+    metric = lambda key: sum(r.data.metrics.get(key, 0.0) for r in runs)  # noqa: E731
+    # A trial's run opens just after it starts and its metrics are logged just before it ends.
+    first_start = runs[0].info.start_time / 1000
+    last_end = max(r.info.end_time for r in runs) / 1000
+    loop = last_end - first_start
+    total = {key: metric(key) for key in ("fit_seconds", "epoch_log_seconds", "tune_seconds", "tracking_seconds",
+                                          "model_log_seconds", "trial_seconds")}
+    return {
+        "wall_seconds": sweep.wall,
+        "startup_seconds": first_start - sweep.started,  # imports, Ray start, data, parent run, first actor
+        "finish_seconds": sweep.ended - last_end,  # summary read back from MLflow, Ray shutdown
+        "loop_seconds": loop,
+        "train_seconds": total["fit_seconds"] - total["epoch_log_seconds"] - total["tune_seconds"],
+        **total,
+        "between_trials_seconds": loop - total["trial_seconds"],  # Tune's loop, searcher, actor start
+        "in_trial_rest_seconds": total["trial_seconds"] - total["fit_seconds"] - total["tracking_seconds"]
+        - total["model_log_seconds"],  # test evaluation, seeding, imports
+        "best_val_accuracy": max(r.data.metrics.get("val_accuracy", 0.0) for r in runs),
+    }
+
+
+def compare(plain: dict, sweep: dict, trials: int) -> list[dict]:
+    per = lambda value: value / trials  # noqa: E731
+    rows = [
+        ("wall, total (s)", plain["wall_seconds"], sweep["wall_seconds"]),
+        ("start-up + finish, once (s)", plain["startup_seconds"], sweep["startup_seconds"] + sweep["finish_seconds"]),
+        ("training, per trial", per(plain["fit_seconds"]), per(sweep["train_seconds"])),
+        ("OVERHEAD, per trial", per(plain["loop_seconds"] - plain["fit_seconds"]),
+         per(sweep["loop_seconds"] - sweep["train_seconds"])),
+        ("  searcher / between trials", per(plain["searcher_seconds"]), per(sweep["between_trials_seconds"])),
+        ("  MLflow per-epoch logs", 0.0, per(sweep["epoch_log_seconds"])),
+        ("  MLflow run, params, artifacts", 0.0, per(sweep["tracking_seconds"])),
+        ("  MLflow logged model", 0.0, per(sweep["model_log_seconds"])),
+        ("  Tune reports + checkpoints", 0.0, per(sweep["tune_seconds"])),
+        ("  test evaluation, seeding, rest", per(plain["evaluate_seconds"]), per(sweep["in_trial_rest_seconds"])),
+    ]
+    return [{"seconds": name, "plain_optuna": a, "scenesweep": b} for name, a, b in rows]
+
+
+def build_parser():
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=50, help="trials in each run (default 50)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per trial (default 2)")
+    p.add_argument("--threads", type=int, default=0, help="threads per trial (default: every core)")
+    return p
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(run, build_parser().parse_args()))

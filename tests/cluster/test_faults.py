@@ -1,0 +1,210 @@
+"""Faults a sweep survives, each for real on the shared cluster topology: a worker node dies, the
+orchestrator is SIGKILLed or Ctrl-C'd and resumed, the tracking server is down or restarts, every
+trial fails. Tests wait on conditions (MLflow records, processes), never on fixed sleeps."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.cluster.conftest import SMALL
+from tests.cluster.test_cluster_sweep import DIVERGES_WITHOUT_LR_FINDER, pins
+from tests.conftest import MlflowServer, free_port, run_cli, start_cli, wait_for
+from tests.sweep_checks import assert_sweep_recorded, sweep_runs
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENT = "faults"
+OUTAGE_SECONDS = 20
+QUICK = [*SMALL, "--fix", "lr_finder=false", "--fix", "optimizer=adam", "--fix", "lr=0.003", "--fix", "batchnorm=true"]
+
+
+def trials(uri: str, sweep: str) -> list[dict]:
+    """The sweep's trial runs as they stand: id, status, epochs logged so far (steps of val_accuracy)."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string=f"tags.`scenesweep.sweep` = '{sweep}' AND tags.`scenesweep.role` = 'trial'")
+    return [{"run": run, "id": run.data.tags["scenesweep.trial_id"], "status": run.info.status,
+             "steps": [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")]} for run in runs]
+
+
+def mid_training(uri: str, sweep: str, *, epochs: int, node: str | None = None) -> bool:
+    """A trial (on `node`, if given) is RUNNING with an epoch (and its checkpoint) done and more to go."""
+    return any(t["status"] == "RUNNING" and 1 <= len(t["steps"]) < epochs
+               and node in (None, t["run"].data.tags.get("scenesweep.node")) for t in trials(uri, sweep))
+
+
+def sweep_args(topology, storage: Path, name: str, *, samples: int, epochs: int) -> list[str]:
+    return ["--data", "demo", "--samples", str(samples), "--epochs", str(epochs), "--scheduler", "fifo",
+            "--name", name, "--experiment", EXPERIMENT, *topology.cluster_args(storage)]
+
+
+def finish(process, log: Path, *, timeout: float = 600) -> str:
+    try:
+        process.wait(timeout=timeout)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return log.read_text(errors="replace")
+
+
+def assert_one_run_per_trial_and_none_open(uri: str, sweep: str) -> list[dict]:
+    recorded = trials(uri, sweep)
+    ids = [t["id"] for t in recorded]
+    assert len(ids) == len(set(ids)), ids
+    assert not [t for t in recorded if t["status"] in ("RUNNING", "SCHEDULED")]
+    for t in recorded:
+        assert sorted(t["steps"]) == sorted(set(t["steps"])), (t["id"], t["steps"])  # no epoch logged twice
+    return recorded
+
+
+def test_worker_node_killed_mid_trial(topology, tmp_path):
+    name, epochs = "fault-node", 6
+    log = tmp_path / "sweep.log"
+    sweep = start_cli("sweep", *sweep_args(topology, tmp_path / "sweeps", name, samples=2, epochs=epochs), *QUICK,
+                      cwd=tmp_path, log=log, env=topology.mlflow.client_env)
+    try:
+        # One CPU per node and two trials at once: one of them runs on the worker node.
+        worker = topology.ray.workers[-1]
+        wait_for(lambda: mid_training(topology.uri, name, epochs=epochs, node=worker.ip), timeout=300,
+                 what=f"a trial mid-training on {worker.ip}", process=sweep, interval=0.2)
+        worker.kill()
+        output = finish(sweep, log)
+    finally:
+        topology.ray.add_worker()  # the next tests get a two-node cluster again
+    assert sweep.returncode == 0, output[-4000:]
+    assert_sweep_recorded(topology.uri, name, experiment=EXPERIMENT, trials=2, epochs=epochs)
+    recorded = assert_one_run_per_trial_and_none_open(topology.uri, name)
+    assert [t["status"] for t in recorded] == ["FINISHED", "FINISHED"]
+    retried = [t["run"].data.tags for t in recorded if t["run"].data.tags["scenesweep.attempt"] != "1"]
+    assert len(retried) == 1, [t["run"].data.tags for t in recorded]
+    assert 1 <= int(retried[0]["scenesweep.resumed_from_epoch"]) < epochs  # from its checkpoint, not from scratch
+    assert retried[0]["scenesweep.node"] != worker.ip  # finished on a live node
+
+
+def test_orchestrator_sigkilled_then_resumed_keeps_tpe(topology, tmp_path):
+    name, samples, epochs = "fault-sigkill", 4, 3
+    storage, log = tmp_path / "sweeps", tmp_path / "sweep.log"
+    sweep = start_cli("sweep", *sweep_args(topology, storage, name, samples=samples, epochs=epochs), "--seed", "2",
+                      *QUICK, cwd=tmp_path, log=log, env=topology.mlflow.client_env)
+
+    def one_done_one_running() -> bool:
+        recorded = trials(topology.uri, name)
+        saved = list((storage / name).glob("searcher-state-*.pkl"))
+        return bool(saved) and any(t["status"] == "FINISHED" for t in recorded) and any(
+            t["status"] == "RUNNING" and t["steps"] for t in recorded)
+
+    wait_for(one_done_one_running, timeout=300, what="a finished and a running trial", process=sweep)
+    os.kill(sweep.pid, signal.SIGKILL)
+    finish(sweep, log)
+    assert any(t["status"] == "RUNNING" for t in trials(topology.uri, name))  # left open by the dead driver
+
+    resumed = run_cli("resume", name, *topology.cluster_args(storage), cwd=tmp_path, env=topology.mlflow.client_env,
+                      timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-4000:] + resumed.stderr[-4000:]
+    restored = next(line for line in resumed.stdout.splitlines() if "restored with" in line)
+    assert "Optuna TPESampler restored with" in restored and " 0 finished" not in restored, restored
+    recorded = assert_one_run_per_trial_and_none_open(topology.uri, name)
+    finished = [t for t in recorded if t["status"] == "FINISHED"]
+    assert len(finished) == samples and all(sorted(t["steps"]) == [1, 2, 3] for t in finished)
+    # Runs of trials Tune lost with its snapshot (re-suggested under new ids) are closed, not left RUNNING.
+    assert all(t["status"] == "KILLED" for t in recorded if t not in finished)
+    _, parent, _ = sweep_runs(topology.uri, name, EXPERIMENT)
+    assert parent.info.status == "FINISHED"
+    study = restored_study(storage / name)
+    assert type(study.sampler).__name__ == "TPESampler"
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == samples  # one study across both drivers
+
+
+def restored_study(path: Path):
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(metric="val_accuracy", mode="max")
+    searcher.restore_from_dir(str(path))
+    return searcher._ot_study
+
+
+def test_ctrl_c_kills_running_trials_and_resume_finishes(topology, tmp_path):
+    name, epochs = "fault-sigint", 4
+    storage, log = tmp_path / "sweeps", tmp_path / "sweep.log"
+    sweep = start_cli("sweep", *sweep_args(topology, storage, name, samples=3, epochs=epochs), *QUICK,
+                      cwd=tmp_path, log=log, env=topology.mlflow.client_env)
+    wait_for(lambda: mid_training(topology.uri, name, epochs=epochs), timeout=300,
+             what="a trial mid-training", process=sweep, interval=0.2)
+    os.kill(sweep.pid, signal.SIGINT)
+    output = finish(sweep, log, timeout=180)
+    assert sweep.returncode == 130, output[-4000:]
+    assert f"continue with: scenesweep resume {name}\n" in output  # its --storage is the default, ./sweeps
+    stopped = [t for t in trials(topology.uri, name) if t["status"] == "KILLED"]
+    assert stopped and all(t["run"].data.tags["scenesweep.error"] == "sweep interrupted" for t in stopped)
+    assert not [t for t in stopped if "scenesweep.pruned" in t["run"].data.tags]  # interrupted, not pruned
+    assert_one_run_per_trial_and_none_open(topology.uri, name)
+
+    resumed = run_cli("resume", name, *topology.cluster_args(storage), cwd=tmp_path, env=topology.mlflow.client_env)
+    assert resumed.returncode == 0, resumed.stdout[-4000:] + resumed.stderr[-4000:]
+    assert_sweep_recorded(topology.uri, name, experiment=EXPERIMENT, trials=3, epochs=epochs)
+    recorded = assert_one_run_per_trial_and_none_open(topology.uri, name)
+    assert [t["status"] for t in recorded] == ["FINISHED"] * 3
+    assert all("scenesweep.error" not in t["run"].data.tags for t in recorded)
+
+
+def test_tracking_server_down_at_start_stops_before_any_trial(topology, tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = run_cli("sweep", "--data", "demo", "--name", "no-server", "--address", topology.ray.address,
+                     "--tracking-uri", dead, "--storage", str(tmp_path / "sweeps"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"scenesweep: error: cannot reach the MLflow tracking server at {dead}")
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_tracking_server_restarted_mid_sweep(topology, tmp_path):
+    """Workers' MLflow calls retry with bounded backoff across the outage; nothing is lost."""
+    name, epochs = "fault-outage", 4
+    (tmp_path / "mlflow").mkdir()
+    server = MlflowServer(tmp_path / "mlflow")  # its own server: the outage must not touch other tests
+    log = tmp_path / "sweep.log"
+    try:
+        args = sweep_args(topology, tmp_path / "sweeps", name, samples=2, epochs=epochs)
+        args[args.index("--tracking-uri") + 1] = server.uri
+        sweep = start_cli("sweep", *args, *QUICK, cwd=tmp_path, log=log)
+        # A trial has opened its run and is about to log its epochs: the outage comes now.
+        wait_for(lambda: any(t["status"] == "RUNNING" and not t["steps"] for t in trials(server.uri, name)),
+                 timeout=300, what="a trial starting to train", process=sweep, interval=0.2)
+        server.stop()
+        down_at = time.time()
+        time.sleep(OUTAGE_SECONDS)  # the outage itself (plus the restart below): not waiting on anything
+        server.start()
+        back_at = time.time()
+        output = finish(sweep, log)
+        assert sweep.returncode == 0, output[-4000:]
+        assert_sweep_recorded(server.uri, name, experiment=EXPERIMENT, trials=2, epochs=epochs)
+        recorded = assert_one_run_per_trial_and_none_open(server.uri, name)
+        assert [t["status"] for t in recorded] == ["FINISHED"] * 2
+        # Metrics were logged while the server was down (timestamps are taken before the call) and arrived.
+        client = MlflowClient(server.uri)
+        stamps = [m.timestamp / 1000 for t in recorded for key in t["run"].data.metrics
+                  for m in client.get_metric_history(t["run"].info.run_id, key)]
+        assert any(down_at <= stamp <= back_at for stamp in stamps), (down_at, back_at, stamps)
+    finally:
+        server.stop()
+
+
+def test_every_trial_failing_fails_the_sweep_with_its_errors(topology, tmp_path):
+    name = "fault-all-fail"
+    result = run_cli("sweep", *sweep_args(topology, tmp_path / "sweeps", name, samples=2, epochs=2),
+                     *pins({**DIVERGES_WITHOUT_LR_FINDER, "lr_finder": False}), cwd=tmp_path,
+                     env=topology.mlflow.client_env)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "scenesweep: error: no trial finished; distinct errors:" in result.stderr
+    assert "  2 x training diverged: train loss is nan at epoch 1 (lr 0.3)" in result.stderr
+    _, parent, children = sweep_runs(topology.uri, name, EXPERIMENT)
+    assert parent.info.status == "FAILED" and [c.info.status for c in children] == ["FAILED", "FAILED"]

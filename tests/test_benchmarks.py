@@ -1,0 +1,80 @@
+"""Each benchmark runs end to end at its --quick size, and so does the prepared device check on CPU.
+
+The data is a small MIT_split tree written from the built-in demo images, so the
+tutorial baseline's ImageFolder path runs too; timings are not asserted (speed
+targets live in benchmarks/ and the README, not in tests).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def mit_split_tree(tmp_path_factory, demo_dataset):
+    from trainables.images import encode_png
+
+    root = tmp_path_factory.mktemp("mit-split-tiny")
+    for split, images, labels, count in (("train", demo_dataset.x_train, demo_dataset.y_train, 6),
+                                         ("test", demo_dataset.x_test, demo_dataset.y_test, 2)):
+        for label, name in enumerate(demo_dataset.class_names):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for index in (labels == label).nonzero()[0][:count]:
+                (folder / f"{index}.png").write_bytes(encode_png(images[index]))
+    return root
+
+
+def bench_env(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHON": sys.executable}
+    for inherited in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "OUT"):
+        env.pop(inherited, None)
+    return env
+
+
+def test_gpu_check_runs_benchmarks_1_3_4_small_on_cpu(mit_split_tree, tmp_path):
+    out = tmp_path / "out"
+    env = {**bench_env(tmp_path), "OUT": str(out), "BENCH_DATA": str(mit_split_tree)}
+    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--small"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "mode small" in result.stdout
+    throughput = json.loads((out / "throughput.json").read_text())
+    trainers = [(row["trainer"], row["precision"]) for row in throughput["rows"]]
+    assert trainers[0] == ("tutorial", "fp32") and ("scenesweep", "fp32") in trainers
+    assert all(row["images_per_second"] > 0 for row in throughput["rows"])
+    assert throughput["machine"]["cores"] >= 1 and throughput["paper_seconds_per_epoch"] == 3.0
+    tta = json.loads((out / "time_to_accuracy.json").read_text())
+    assert tta["reached"] and tta["seconds_to_target"] > 0 and tta["best_test_accuracy"] is not None
+    packing = json.loads((out / "packing.json").read_text())
+    assert [row["trials"] for row in packing["rows"]] == [2] and packing["rows"][0]["trials_per_hour"] > 0
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".json") == [
+        "packing.json", "throughput.json", "time_to_accuracy.json"]
+
+
+def test_overhead_benchmark_breaks_down_where_the_time_goes(mit_split_tree, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.overhead", "--quick", "--data", str(mit_split_tree),
+                             "--results", str(tmp_path)], cwd=ROOT, env=bench_env(tmp_path),
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    payload = json.loads((tmp_path / "overhead.json").read_text())
+    rows = {row["seconds"].strip(): row for row in payload["rows"]}
+    assert rows["OVERHEAD, per trial"]["scenesweep"] > 0 and rows["training, per trial"]["plain_optuna"] > 0
+    assert rows["MLflow logged model"]["scenesweep"] > 0 and rows["MLflow logged model"]["plain_optuna"] == 0
+    assert payload["settings"]["trials"] == 3
+    assert "OVERHEAD, per trial" in result.stdout  # the table is printed
+
+
+def test_a_benchmark_without_data_says_so_in_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--data", str(tmp_path / "missing"),
+                             "--results", str(tmp_path)], cwd=ROOT, env=bench_env(tmp_path),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "has no train/ folder" in result.stderr

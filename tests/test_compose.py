@@ -1,0 +1,162 @@
+"""docker-compose.yml, read as Docker would: validated by `docker-compose config` and checked for the
+properties a shared GPU cluster needs. No Docker engine runs here, so nothing is started."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+COMPOSE = ROOT / "docker-compose.yml"
+SECRETS = ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
+# Values only a secret would have: long random-looking tokens or anything named like a secret.
+SECRETISH = re.compile(r"(password|secret|token|key)", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory) -> Path:
+    """.env.example with every secret filled, as a user's .env."""
+    text = (ROOT / ".env.example").read_text()
+    for name in SECRETS:
+        assert re.search(rf"^{name}=$", text, re.MULTILINE), f".env.example must leave {name} empty"
+        text = re.sub(rf"^{name}=$", f"{name}=filled-{name.lower()}-0123456789", text, flags=re.MULTILINE)
+    path = tmp_path_factory.mktemp("compose") / ".env"
+    path.write_text(text)
+    return path
+
+
+def docker_compose() -> str:
+    found = shutil.which("docker-compose")
+    if found is None:
+        pytest.skip("docker-compose is not installed (make test installs it with apt-get when run as root)")
+    return found
+
+
+def run_config(env_file: Path | None) -> subprocess.CompletedProcess:
+    command = [docker_compose(), "-f", str(COMPOSE)]
+    if env_file is not None:
+        command += ["--env-file", str(env_file)]
+    return subprocess.run([*command, "config"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": "/tmp"})
+
+
+def host_of(port: str) -> str:
+    """The host address of a 'HOST:PUBLISHED:TARGET' port, HOST possibly a ${VAR:-default}."""
+    match = re.match(r"^(\$\{[^}]+\}|[^:]+):[^:]+:[^:]+$", port)
+    assert match, f"port {port!r} does not name the address it binds"
+    return match.group(1)
+
+
+def test_docker_compose_config_accepts_the_file(env_file):
+    result = run_config(env_file)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert set(resolved["services"]) == {"postgres", "minio", "create-bucket", "mlflow", "ray-head", "ray-worker",
+                                         "orchestrator"}
+    for service in resolved["services"].values():
+        for port in service.get("ports", []):  # resolved from BIND_ADDRESS's default
+            host = port.get("host_ip") if isinstance(port, dict) else host_of(port)
+            assert host == "127.0.0.1", port
+    assert "filled-mlflow_admin_password" in result.stdout  # secrets come from the env file
+
+
+def test_a_missing_secret_stops_compose_with_its_name(env_file, tmp_path):
+    partial = tmp_path / ".env"
+    partial.write_text(re.sub(r"^MLFLOW_FLASK_SERVER_SECRET_KEY=.*$", "MLFLOW_FLASK_SERVER_SECRET_KEY=",
+                              env_file.read_text(), flags=re.MULTILINE))
+    result = run_config(partial)
+    assert result.returncode != 0
+    assert "set MLFLOW_FLASK_SERVER_SECRET_KEY in .env" in result.stderr
+
+
+def test_every_published_port_is_bound_to_localhost_by_default(compose):
+    published = [(name, port) for name, service in compose["services"].items() for port in service.get("ports", [])]
+    assert {name for name, _ in published} >= {"mlflow", "ray-head"}
+    for name, port in published:
+        host = host_of(str(port))
+        assert host in ("127.0.0.1", "${BIND_ADDRESS:-127.0.0.1}"), (name, port)
+    assert re.search(r"^BIND_ADDRESS=127\.0\.0\.1$", (ROOT / ".env.example").read_text(), re.MULTILINE)
+
+
+def test_services_have_health_checks_and_wait_for_healthy_dependencies(compose):
+    services = compose["services"]
+    for name in ("postgres", "minio", "mlflow", "ray-head", "ray-worker"):
+        assert services[name].get("healthcheck", {}).get("test"), name
+    for name, service in services.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            expected = "service_completed_successfully" if dependency == "create-bucket" else "service_healthy"
+            assert condition == {"condition": expected}, (name, dependency)
+    assert set(services["mlflow"]["depends_on"]) == {"postgres", "create-bucket"}
+    assert set(services["orchestrator"]["depends_on"]) == {"ray-head", "mlflow"}
+
+
+def test_mlflow_uses_postgres_s3_and_basic_auth(compose):
+    mlflow = compose["services"]["mlflow"]
+    command = " ".join(mlflow["command"])
+    assert "--backend-store-uri \"postgresql://" in command and "@postgres:5432/mlflow" in command
+    assert "--artifacts-destination s3://mlflow/artifacts" in command and "--app-name basic-auth" in command
+    assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert "mc mb --ignore-existing store/mlflow" in compose["services"]["create-bucket"]["command"][0]
+
+
+def test_ray_workers_reserve_a_gpu_scale_and_share_memory(compose):
+    worker = compose["services"]["ray-worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    assert "container_name" not in worker and "ports" not in worker  # --scale ray-worker=N needs neither
+    assert "--address=ray-head:6379" in worker["command"]
+    head = compose["services"]["ray-head"]
+    assert "--ray-client-server-port=10001" in head["command"] and "--dashboard-port=8265" in head["command"]
+    for name in ("ray-head", "ray-worker", "orchestrator"):
+        assert compose["services"][name]["shm_size"] == "${RAY_SHM_SIZE:-8gb}", name
+        assert "sweeps:/work/sweeps" in compose["services"][name]["volumes"], name  # one checkpoint path on every node
+
+
+def test_orchestrator_runs_the_cli_on_the_cluster(compose):
+    orchestrator = compose["services"]["orchestrator"]
+    assert orchestrator["profiles"] == ["cli"] and orchestrator["init"] is True
+    assert orchestrator["entrypoint"] == ["/app/docker/orchestrator.sh"]
+    script = (ROOT / "docker" / "orchestrator.sh").read_text()
+    assert "exec python /app/orchestrator.py \"$@\"" in script
+    env = orchestrator["environment"]
+    assert env["RAY_ADDRESS"] == "ray-head:6379" and env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+def test_no_literal_secrets(compose):
+    """Every secret-looking value is a ${VAR:?...} reference to .env, with no default."""
+    def walk(node, path=""):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                yield from walk(value, f"{path}[{index}]")
+        else:
+            yield path, str(node)
+
+    for path, value in walk(compose):
+        if SECRETISH.search(path.rsplit(".", 1)[-1]):
+            assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), (path, value)
+        for reference in re.findall(r"\$\{([A-Z_]*(?:PASSWORD|SECRET|KEY)[A-Z_]*)([^}]*)\}", value):
+            assert reference[1].startswith(":?"), (path, value)  # required, never defaulted
+    for name in SECRETS:
+        assert f"${{{name}:?" in COMPOSE.read_text(), name
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert not SECRETISH.search(re.sub(r"#.*", "", dockerfile).replace("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", ""))
+
+
+def test_the_image_installs_cuda_torch_ray_and_the_server_extras():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'pip install ".[server]" "ray[default,client]>=2.60,<2.61"' in dockerfile
+    assert "torch==" in (ROOT / "pyproject.toml").read_text()  # PyPI's Linux torch wheels are the CUDA build
