@@ -50,9 +50,14 @@ def suggest(trial) -> dict:
     if mode in ("deep_features_svm", "patch_bovw"):
         # Which hidden layer's activations become features (1 = first); deeper than `layers` means the last.
         trial.suggest_int("feature_layer", 1, 4)
-        trial.suggest_float("svm_c", 1e-2, 1e2, log=True)
-    if mode == "deep_features_svm":
-        trial.suggest_categorical("svm_kernel", ["linear", "rbf"])
     if mode == "patch_bovw":
         trial.suggest_int("codebook_size", 32, 1024, log=True)
+        trial.suggest_int("pyramid_levels", 0, 2)
+    if mode in ("deep_features_svm", "patch_bovw"):
+        # The BoVW family's normalisation + SVM keys (trainables.bovw_classifiers.FeatureSettings).
+        # Linear and RBF only: hidden activations may be negative, which the histogram kernels refuse.
+        trial.suggest_categorical("normalisation", ["standard", "l1", "l2", "power_l2"])
+        if trial.suggest_categorical("svm_kernel", ["linear", "rbf"]) == "rbf":
+            trial.suggest_float("svm_gamma", 0.1, 10.0, log=True)  # relative to the mean pairwise distance
+        trial.suggest_float("svm_C", 1e-2, 1e3, log=True)
     return {}

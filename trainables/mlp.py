@@ -23,6 +23,7 @@ import joblib
 import numpy as np
 import torch
 import torch.nn as nn
+from threadpoolctl import threadpool_limits
 
 from trainables.classifier import SceneClassifier
 from trainables.patches import extract_patches
@@ -130,6 +131,30 @@ def patch_dataset(dataset, patch: int):
                    x_test=dataset.x_test[:0], y_test=dataset.y_test[:0], test_names=())
 
 
+def fit_feature_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+                           config: dict, *, num_classes: int, threads: int = 1):
+    """The BoVW family's normalisation + SVM steps (`bovw_classifiers.FeatureSettings`: keys
+    normalisation, svm_kernel, svm_C, svm_gamma) fitted on train features; the SVM's probability
+    temperature is fitted on the validation decisions, which also give the stage's accuracy.
+    Returns (fitted sklearn pipeline, val_accuracy)."""
+    from trainables.bovw_classifiers import ClassifierSettingsError, FeatureSettings
+
+    try:
+        settings = FeatureSettings.from_config({"normalisation": "standard", **config, "classifier": "svm",
+                                                "reduction": "none"},
+                                               num_classes=num_classes, n_jobs=threads,
+                                               seed=int(np.random.randint(0, 2**31 - 1)))
+    except ClassifierSettingsError as exc:
+        raise TrialFailed(str(exc)) from exc
+    with threadpool_limits(limits=max(1, threads)):
+        model = settings.pipeline().fit(x_train, y_train)
+        decisions = model[-1].decision_function(model[:-1].transform(x_val))
+    if len(y_val):
+        model[-1].calibrate(decisions, y_val)
+    val_accuracy = float(np.mean(model[-1].classes_[decisions.argmax(axis=1)] == y_val)) if len(y_val) else 0.0
+    return model, val_accuracy
+
+
 def accuracy(classifier: SceneClassifier, images: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(classifier.predict_proba(images).argmax(axis=1) == labels))
 
@@ -144,7 +169,12 @@ class _Staged(SceneClassifier):
 
     @property
     def num_params(self) -> int:
-        return self.net.num_params
+        return self.net.num_params + self.stage_params
+
+    @property
+    def stage_params(self) -> int:
+        """Fitted numbers of the second stage (SVM, codebook); none for a plain aggregation."""
+        return 0
 
     @property
     def extra_metrics(self) -> dict:
@@ -164,19 +194,20 @@ class HiddenFeatureSVM(_Staged):
 
     @classmethod
     def fit(cls, net: TorchClassifier, config: dict, dataset, *, threads: int = 1) -> "HiddenFeatureSVM":
-        from sklearn.calibration import CalibratedClassifierCV
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-        from sklearn.svm import SVC
-
         layer = feature_layer(config)
-        features = hidden_features(net, dataset.x_train, layer)
-        svc = SVC(kernel=config.get("svm_kernel", "rbf"), C=float(config.get("svm_c", 1.0)), gamma="scale")
-        svm = make_pipeline(StandardScaler(), CalibratedClassifierCV(svc, ensemble=False))  # probabilities for serving
-        svm.fit(features, dataset.y_train)
+        svm, val_accuracy = fit_feature_classifier(
+            hidden_features(net, dataset.x_train, layer), dataset.y_train,
+            hidden_features(net, dataset.x_val, layer), dataset.y_val,
+            config, num_classes=dataset.num_classes, threads=threads)
         fitted = cls(net, svm, layer=layer, class_names=dataset.class_names, image_size=dataset.image_size)
-        fitted.val_accuracy = accuracy(fitted, dataset.x_val, dataset.y_val)
+        fitted.val_accuracy = val_accuracy
         return fitted
+
+    @property
+    def stage_params(self) -> int:
+        from trainables.bovw_classifiers import pipeline_params
+
+        return pipeline_params(self.svm)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         return self.svm.predict_proba(hidden_features(self.net, images, self.layer))

@@ -17,8 +17,10 @@ SMALL = {**PAPER_BEST, "layers": 2, "width_0": 128, "width_1": 64, "batch_size":
 MODES = {
     "end_to_end": {**SMALL, "mode": "end_to_end", "input_size": 16},
     "deep_features_svm": {**SMALL, "mode": "deep_features_svm", "input_size": 16, "feature_layer": 2,
-                          "svm_kernel": "rbf", "svm_c": 3.0},
+                          "svm_kernel": "rbf", "svm_C": 3.0, "svm_gamma": 1.0, "normalisation": "standard"},
     "patches": {**SMALL, "mode": "patches", "patch_size": 16, "aggregation": "mean_prob"},
+    "patch_bovw": {**SMALL, "mode": "patch_bovw", "patch_size": 16, "feature_layer": 1, "codebook_size": 48,
+                   "pyramid_levels": 1, "normalisation": "l2", "svm_kernel": "linear", "svm_C": 10.0},
 }
 
 
@@ -59,3 +61,19 @@ def test_aggregations_are_distributions(how, winner):
     assert combined.shape == (1, 3) and np.isclose(combined.sum(), 1) and combined.argmax() == winner
     if how == "vote":
         assert np.allclose(combined, [[2 / 3, 1 / 3, 0]])
+
+
+def test_patch_bovw_describes_dense_overlapping_patches(demo_dataset):
+    from trainables.mlp_bovw import PatchBoVW
+
+    torch.manual_seed(0)
+    outcome = fit_and_evaluate(MODES["patch_bovw"], demo_dataset, "mlp", TrialSession(max_epochs=1))
+    model = outcome.classifier
+    assert isinstance(model, PatchBoVW) and model.stride == 8
+    described = model.descriptors(demo_dataset.x_test[:3])
+    side = demo_dataset.image_size
+    per_axis = (side - 16) // 8 + 1  # stride 8 on a 64 px image: 7 patch positions per axis
+    assert len(described) == 3 and described.dim == 128  # feature_layer 1 of widths 128-64
+    assert np.diff(described.offsets).tolist() == [per_axis**2] * 3
+    assert model.encoder.feature_dim == 48 * 5  # 48 words in 1 + 4 pyramid cells
+    assert model.num_params > model.net.num_params  # codebook and SVM count too

@@ -33,3 +33,16 @@ def test_patches_cover_every_pixel(patch):
 def test_patch_larger_than_image_is_an_error():
     with pytest.raises(ValueError, match="between 1 and the image side"):
         patch_starts(32, 48)
+
+
+@pytest.mark.parametrize("side, patch, stride, starts", [
+    (64, 16, 8, [0, 8, 16, 24, 32, 40, 48]), (64, 24, 12, [0, 10, 20, 30, 40]), (64, 32, 32, [0, 32]),
+])
+def test_dense_starts_overlap_and_reach_the_last_pixel(side, patch, stride, starts):
+    got = patch_starts(side, patch, stride)
+    assert got.tolist() == starts and got[-1] + patch == side and np.diff(got).max() <= stride
+
+
+def test_default_stride_is_the_cover():
+    for patch in range(1, 65):
+        assert patch_starts(64, patch).tolist() == patch_starts(64, patch, patch).tolist()
