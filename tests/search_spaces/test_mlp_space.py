@@ -3,9 +3,9 @@ second-stage keys the BoVW steps accept."""
 
 import pytest
 
-from search_spaces import parameter_distributions, parse_pins
+from search_spaces import parse_pins
 from search_spaces.mlp import MODES, PAPER_BEST, SIZES, suggest
-from tests.search_spaces.test_tinynet_space import sample_configs
+from tests.search_spaces.spaces import assert_point_of_space, sample_configs
 from trainables.bovw_classifiers import FeatureSettings
 
 
@@ -31,10 +31,7 @@ def test_every_mode_is_reachable():
 
 def test_paper_best_is_the_papers_best_mlp_and_a_point_of_the_space():
     assert (PAPER_BEST["mode"], PAPER_BEST["patch_size"], PAPER_BEST["aggregation"]) == ("patches", 32, "mean_prob")
-    distributions = parameter_distributions("mlp")
-    for key, value in PAPER_BEST.items():
-        assert key in distributions, key
-        assert distributions[key]._contains(distributions[key].to_internal_repr(value)), key
+    assert_point_of_space("mlp", PAPER_BEST)
 
 
 def test_pins_reach_every_mode():
