@@ -28,6 +28,15 @@ PAPER_BEST = {
     "one_cycle": True,
     "label_smoothing": 0.0,
     "aug_hflip": True,
+    # Where a sweep pins another mode (--fix mode=...), its first trial starts from these:
+    "input_size": 32,
+    "feature_layer": 1,
+    "normalisation": "standard",
+    "svm_kernel": "rbf",
+    "svm_gamma": 1.0,
+    "svm_C": 10.0,
+    "codebook_size": 256,  # the paper's best patch BoVW: k = 256 (0.70)
+    "pyramid_levels": 1,
 }
 
 
