@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from search_spaces.training import suggest_optimization
+
 # The paper's TinyNet: 4 stride-2 blocks of 3x3 convs, 32-64-128-256, batchnorm, Kaiming init,
 # 64x64 input, Adam with a one-cycle schedule whose peak the LR finder picks, horizontal flips.
 PAPER_BEST = {
@@ -40,17 +42,8 @@ def suggest(trial) -> dict:
     trial.suggest_categorical("residual", [True, False])
     trial.suggest_categorical("depthwise", [True, False])
     trial.suggest_float("dropout", 0.0, 0.5)
-    optimizer = trial.suggest_categorical("optimizer", ["adam", "adamw", "sgd", "rmsprop"])
-    if not trial.suggest_categorical("lr_finder", [True, False]):
-        high = 0.3 if optimizer == "sgd" else 1e-2
-        trial.suggest_float("lr", 1e-4, high, log=True)
-    if optimizer in ("sgd", "rmsprop"):
-        trial.suggest_float("momentum", 0.5, 0.99)
-    trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True)
-    trial.suggest_categorical("batch_size", [16, 32, 64, 128])
+    suggest_optimization(trial)
     trial.suggest_categorical("input_size", [32, 64, 128])
-    trial.suggest_categorical("one_cycle", [True, False])
-    trial.suggest_float("label_smoothing", 0.0, 0.2)
     for augmentation in ("aug_hflip", "aug_crop", "aug_rotate", "aug_color"):
         trial.suggest_categorical(augmentation, [True, False])
     return {}

@@ -59,3 +59,7 @@ def test_small_sweep_on_demo_records_weights_and_serves(tmp_path, inception_weig
     first = next(r for r in finished if r.data.params["optimizer"] == "sgd" and r.data.params["lr"] == "0.001")
     assert first.data.params["momentum"] == "0.9" and first.data.params["aug_hflip"] == "True"
     assert_model_matches_logged_predictions(uri, client, finished[0], demo_dataset)
+    # Grad-CAM of the best trial, through the cut network's last kept block.
+    best = max(finished, key=lambda r: r.data.metrics["val_accuracy"])
+    assert "gradcam.png" in {a.path for a in client.list_artifacts(best.info.run_id)}
+    assert f"gradcam.png in run {best.info.run_id}" in result.stdout

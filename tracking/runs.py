@@ -32,6 +32,7 @@ TAG_NODE = "scenesweep.node"  # the Ray node (its IP) the trial's latest attempt
 TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 
+PER_EPOCH_METRICS = frozenset({"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr"})
 DEFAULT_STORE = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 _MAX_PARAM_LENGTH = 6000
@@ -256,16 +257,21 @@ class TrialRun:
         self.last_logged_step = epoch
 
     def log_metrics(self, metrics: dict) -> None:
+        """Once-per-trial metrics; see log()."""
         self.log(metrics=metrics)
 
     def set_tags(self, tags: dict) -> None:
         self.log(tags=tags)
 
     def log(self, *, metrics: dict | None = None, tags: dict | None = None) -> None:
-        """Trial-level metrics (step 0) and tags in one request."""
+        """Trial-level metrics and tags in one request. Metrics go at step 0, except a final value for
+        a per-epoch key (a second stage's val_accuracy, say): it becomes the next step of that key's
+        history, so it is the run's latest."""
         timestamp = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in (metrics or {}).items()],
-                              tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
+        after_epochs = self.last_logged_step + 1
+        self.client.log_batch(self.run_id, metrics=[
+            Metric(k, float(v), timestamp, after_epochs if k in PER_EPOCH_METRICS else 0) for k, v in (metrics or {}).items()
+        ], tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
 
     def log_params(self, params: dict) -> None:
         log_params(self.client, self.run_id, params)

@@ -48,6 +48,8 @@ FAMILIES: dict[str, Family] = {
                description="bag of visual words: descriptors, codebook/GMM, encoding, pyramid, SVM/kNN/logistic"),
         Family("inception", metric="val_accuracy", mode="max", per_epoch=True,
                description="InceptionV3 fine-tuned: head only, last N blocks, or cut after a block (paper section InceptionV3)"),
+        Family("mlp", metric="val_accuracy", mode="max", per_epoch=True,
+               description="MLPs: end to end, deep features + SVM, patch aggregation, patch BoVW"),
     )
 }
 

@@ -4,9 +4,9 @@ TPE runs over it (its ranges depend on earlier answers)."""
 import optuna
 import pytest
 
-from search_spaces import parameter_distributions, parse_pins
+from search_spaces import parse_pins
 from search_spaces.bovw import PAPER_BEST, suggest
-from tests.search_spaces.test_tinynet_space import sample_configs
+from tests.search_spaces.spaces import assert_point_of_space, sample_configs
 from trainables.bovw import check_encoding
 from trainables.bovw_classifiers import FeatureSettings
 from trainables.bovw_descriptors import DescriptorSpec
@@ -33,9 +33,7 @@ def test_samples_are_conditional_and_always_buildable(seed):
 def test_paper_best_is_the_papers_pipeline_and_a_point_of_the_space():
     assert (PAPER_BEST["descriptor"], PAPER_BEST["encoding"], PAPER_BEST["gmm_components"],
             PAPER_BEST["descriptor_pca"], PAPER_BEST["svm_kernel"]) == ("dense_sift", "fisher", 16, 32, "rbf")
-    distributions = parameter_distributions("bovw")
-    for key, value in PAPER_BEST.items():
-        assert distributions[key]._contains(distributions[key].to_internal_repr(value)), key
+    assert_point_of_space("bovw", PAPER_BEST)
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

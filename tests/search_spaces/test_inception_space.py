@@ -4,9 +4,9 @@ sample builds a network that runs."""
 import pytest
 import torch
 
-from search_spaces import parameter_distributions, parse_pins
+from search_spaces import parse_pins
 from search_spaces.inception import AUGMENTATIONS, INPUT_SIZES, OPTIMIZERS, PAPER_BEST, suggest
-from tests.search_spaces.test_tinynet_space import sample_configs
+from tests.search_spaces.spaces import assert_point_of_space, sample_configs
 from trainables.inception import BLOCKS, build_model
 
 
@@ -47,10 +47,7 @@ def test_paper_best_is_the_papers_point_of_the_space():
         {"optimizer": "sgd", "lr": 0.001, "momentum": 0.9, "activation": "relu", "aug_hflip": True}
     assert not any(PAPER_BEST[k] for k in AUGMENTATIONS if k != "aug_hflip")
     assert PAPER_BEST["input_size"] == (299 if torch.cuda.is_available() else 96)
-    distributions = parameter_distributions("inception")
-    for key, value in PAPER_BEST.items():
-        assert key in distributions, key
-        assert distributions[key]._contains(distributions[key].to_internal_repr(value)), key
+    assert_point_of_space("inception", PAPER_BEST)
 
 
 def test_pins_reach_conditional_parameters():

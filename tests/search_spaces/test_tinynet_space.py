@@ -1,29 +1,17 @@
 """TinyNet's search space: valid, conditional where it should be, and every sample trains a step."""
 
-import optuna
 import pytest
 import torch
 
-from search_spaces import PinnedSpace, parameter_distributions, parse_pins
+from search_spaces import PinnedSpace, parse_pins
 from search_spaces.tinynet import PAPER_BEST, suggest
+from tests.search_spaces.spaces import assert_point_of_space, sample_configs
 from trainables.tinynet import build_model
-
-
-def sample_configs(count, seed=0, space=suggest):
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    configs = []
-    for _ in range(count):
-        trial = study.ask()
-        constants = space(trial) or {}
-        configs.append({**trial.params, **constants})
-        study.tell(trial, 0.0)
-    return configs
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_samples_are_valid_and_conditional(seed):
-    for config in sample_configs(60, seed):
+    for config in sample_configs(60, seed, space=suggest):
         assert 1 <= config["blocks"] <= 6 and config["kernel_size"] in (3, 5, 7)
         assert ("momentum" in config) == (config["optimizer"] in ("sgd", "rmsprop"))
         assert ("lr" in config) != config["lr_finder"]
@@ -31,7 +19,7 @@ def test_samples_are_valid_and_conditional(seed):
 
 
 def test_every_sampled_architecture_builds_and_steps():
-    for config in sample_configs(25, seed=11):
+    for config in sample_configs(25, seed=11, space=suggest):
         config = {**config, "input_size": 32}
         model = build_model(config, 8)
         out = model(torch.rand(2, 3, 32, 32))
@@ -40,10 +28,7 @@ def test_every_sampled_architecture_builds_and_steps():
 
 
 def test_paper_best_is_a_point_of_the_space():
-    distributions = parameter_distributions("tinynet")
-    for key, value in PAPER_BEST.items():
-        assert key in distributions, key
-        assert distributions[key]._contains(distributions[key].to_internal_repr(value)), key
+    assert_point_of_space("tinynet", PAPER_BEST)
 
 
 @pytest.mark.parametrize(
