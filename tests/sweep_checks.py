@@ -64,6 +64,8 @@ def assert_sweep_recorded(uri: str, sweep: str, *, experiment: str, trials: int,
                 staged = key == "val_accuracy" and child.data.params.get("mode") in STAGED_MLP_MODES
                 assert sorted(steps) == list(range(1, epochs + 1 + staged)), (key, steps)
         assert tags["scenesweep.model_uri"].startswith("models:/")
+        model = client.get_logged_model(tags["scenesweep.model_uri"].removeprefix("models:/"))
+        assert model.experiment_id == child.info.experiment_id and model.source_run_id == child.info.run_id
     assert finished, "no trial finished"
     best = json.loads(Path(client.download_artifacts(parent.info.run_id, "best_trial.json")).read_text())
     metric = "val_accuracy" if per_epoch else "cv_accuracy"

@@ -37,6 +37,9 @@ def log_classifier(run_id: str, classifier: SceneClassifier, example_images: np.
         outputs=Schema([ColSpec("double", name) for name in classifier.class_names]),
     )
     example = pd.DataFrame({IMAGE_COLUMN: [encode_png(image) for image in example_images[:2]]})
+    # MLflow files a new logged model under the fluent API's experiment (Default unless set), not
+    # under its source run's: point it at the run's experiment, where the UI shows the run.
+    mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
     with tempfile.TemporaryDirectory() as tmp:
         saved = classifier.save(Path(tmp) / "classifier")
         quiet = logging.getLogger("mlflow")

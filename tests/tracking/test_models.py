@@ -57,3 +57,12 @@ def test_a_value_that_is_not_an_image_is_a_client_error(model, photos):
     with pytest.raises(MlflowException, match="image 1: not a decodable image") as error:
         predict(model, [encode_png(photos[0]), b"hello, not an image"])
     assert error.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_the_model_is_filed_under_its_runs_experiment(local_store):
+    """Not under MLflow's Default experiment (whose artifacts would land in ./mlruns of the worker)."""
+    for trial in local_store.trials:
+        model = local_store.client.get_logged_model(trial.model_uri.removeprefix("models:/"))
+        experiment = local_store.client.get_experiment(local_store.client.get_run(trial.run_id).info.experiment_id)
+        assert model.experiment_id == experiment.experiment_id and experiment.name == "registry-tests"
+        assert model.artifact_location.startswith(experiment.artifact_location)
