@@ -520,7 +520,7 @@ class TrialNamer:
 
 def _finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool) -> int:
     from tracking.runs import close_open_trial_runs
-    from tracking.summary import format_table, record_sweep_result, summarise
+    from tracking.summary import format_failures, format_table, record_sweep_result, summarise
 
     if interrupted:
         close_open_trial_runs(client, target, status="KILLED", reason="sweep interrupted")
@@ -542,6 +542,8 @@ def _finish(spec: SweepSpec, family: Family, client, target, *, interrupted: boo
             print(f"  {count} x {error}", file=sys.stderr)
         return 1
     print(format_table(summary.ranked()[:5], metric=family.metric))
+    if failures := format_failures(summary.rows):
+        print(f"failed (see scenesweep.error on their runs):\n{failures}")
     print(f"\nBest trial {best.trial_id} (run {best.run_id}): {family.metric} {best.metrics[family.metric]:.4f}, "
           f"test_accuracy {best.metrics.get('test_accuracy', float('nan')):.4f}")
     print("config: " + json.dumps(best.config, sort_keys=True))
@@ -595,12 +597,14 @@ def _load_summary(sweep: str, tracking_uri: str | None, metric: str | None = Non
 
 
 def cmd_status(args) -> int:
-    from tracking.summary import format_table
+    from tracking.summary import format_failures, format_table
 
     run, family, summary = _load_summary(args.sweep, args.tracking_uri)
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))
     print(f"sweep {args.sweep} ({family.name}, run {run.info.run_id}, {run.info.status}): {len(summary.rows)} trials ({counts})")
     print(format_table(summary.rows, metric=family.metric))
+    if failures := format_failures(summary.rows):
+        print(f"failed:\n{failures}")
     if summary.best:
         print(f"best: {summary.best.trial_id} {family.metric} {summary.best.metrics[family.metric]:.4f}")
     return 0

@@ -145,6 +145,11 @@ def format_table(rows: list[TrialRow], *, metric: str, key_params: list[str] | N
     return "\n".join([render(header), *map(render, lines)])
 
 
+def format_failures(rows: list[TrialRow], *, width: int = 200) -> str:
+    """One line per FAILED trial: its id and the reason it recorded (empty when none failed)."""
+    return "\n".join(f"  {r.trial_id}  {(r.error or 'unknown error')[:width]}" for r in rows if r.status == "FAILED")
+
+
 def varying_params(rows: list[TrialRow], *, order=(), limit: int = 8) -> list[str]:
     """The params that differ between trials (what the search chose), pinned ones left out.
 

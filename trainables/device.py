@@ -88,7 +88,10 @@ def images_on_device(images, device: torch.device) -> torch.Tensor:
     """
     import numpy as np
 
-    nhwc = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    images = np.ascontiguousarray(images)
+    if not images.flags.writeable:  # read-only from Ray's object store; torch wants to own writable memory
+        images = images.copy()
+    nhwc = torch.from_numpy(images).to(device)
     nchw = nhwc.permute(0, 3, 1, 2)  # on GPU this view *is* channels_last
     return nchw if device.type == "cuda" else nchw.contiguous()
 

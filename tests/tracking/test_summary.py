@@ -2,7 +2,7 @@
 
 import pytest
 
-from tracking.summary import TrialRow, format_table, metric_mode, varying_params
+from tracking.summary import TrialRow, format_failures, format_table, metric_mode, varying_params
 
 
 def row(trial_id, **params):
@@ -31,3 +31,10 @@ def test_the_table_shows_run_ids_extra_metrics_and_short_floats():
                                           ("fit_seconds", "min"), ("params", "min"), ("cv_accuracy_std", "min")])
 def test_losses_durations_and_sizes_rank_low_first(metric, mode):
     assert metric_mode(metric, default="max") == mode
+
+
+def test_failures_list_each_failed_trial_with_its_reason():
+    failed = TrialRow(trial_id="f", run_id="run-f", status="FAILED", pruned=False, epochs=1, metrics={}, params={},
+                      error="training diverged: train loss is nan at epoch 1")
+    assert format_failures([row("a"), failed]) == "  f  training diverged: train loss is nan at epoch 1"
+    assert format_failures([row("a")]) == ""
