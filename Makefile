@@ -46,6 +46,7 @@ bench: setup
 	$(LOCK) $(PY) -m benchmarks.overhead --data $(BENCH_DATA)
 	$(LOCK) $(PY) -m benchmarks.time_to_accuracy --data $(BENCH_DATA)
 	$(LOCK) $(PY) -m benchmarks.packing --data $(BENCH_DATA)
+	$(LOCK) $(PY) benchmarks/bovw_cache.py --data $(BENCH_DATA)
 
 clean:
 	rm -rf sweeps mlruns.db mlartifacts

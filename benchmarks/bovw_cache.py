@@ -117,9 +117,10 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int, default=2)
     parser.add_argument("--cv-folds", type=int, default=8)
     parser.add_argument("--fix", action="append", default=None, help="sweep pins (default: the dense SIFT settings)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"),
+                        help="folder for the JSON results (default benchmarks/results)")
     args = parser.parse_args()
-    out = Path(args.out)
+    out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
     if args.part in ("cache", "both"):
         result = {"machine": machine(), "data": args.data, **bench_cache(args.data, args.cpus, args.cv_folds)}

@@ -38,7 +38,8 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--cpus-per-trial", type=float, default=0.25,
                         help="CPUs per trial: 0.25 on 2 cores = 8 trials at once (default 0.25)")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "load_tracking.json"))
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"),
+                        help="folder for the JSON result (default benchmarks/results)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="scenesweep-load-"))
@@ -82,9 +83,10 @@ def main() -> int:
     width = max(map(len, figures))
     for key, value in figures.items():
         print(f"{key.ljust(width)}  {value}")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"log: {workdir / 'sweep.log'}\nwrote {args.output}")
+    output = Path(args.results) / "load_tracking.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"log: {workdir / 'sweep.log'}\nwrote {output}")
     ok = result.returncode == 0 and check["complete_runs"] == args.trials and not check["problems"]
     return 0 if ok else 1
 
