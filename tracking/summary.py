@@ -70,7 +70,9 @@ def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: s
     rows, errors = [], Counter()
     for run in trial_runs(client, target):
         tags = run.data.tags
-        history = client.get_metric_history(run.info.run_id, "val_accuracy") if "val_accuracy" in run.data.metrics else []
+        # Epochs trained: train_loss has one step per epoch (val_accuracy may carry one more, a
+        # second stage's result after the last epoch).
+        history = client.get_metric_history(run.info.run_id, "train_loss") if "train_loss" in run.data.metrics else []
         row = TrialRow(
             trial_id=tags.get(TAG_TRIAL_ID, ""),
             run_id=run.info.run_id,
