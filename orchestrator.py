@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="inception: starting weights: imagenet (torchvision's IMAGENET1K_V1 from its cache, "
                        "$TORCH_HOME; never downloaded), none (random init) or a state-dict file (default imagenet)")
     sweep.add_argument("--precision", choices=PRECISIONS, default="auto",
-                       help="training arithmetic for neural families (default auto: bf16 where the GPU or CPU "
-                       "has it natively, fp16 on older GPUs, else fp32)")
+                       help="training arithmetic for neural families (default auto: bf16 on GPUs that have it, "
+                       "fp16 on older GPUs, fp32 on CPUs; bf16 on a CPU is faster but can give NaN gradients)")
     sweep.add_argument("--compile", nargs="?", const="default", default=None, choices=COMPILE_MODES,
                        metavar="MODE", help="torch.compile each trial's network (MODE: default, reduce-overhead, "
                        "max-autotune); pays only for long trials, see README Performance")

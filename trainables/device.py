@@ -1,9 +1,11 @@
 """Where and how a net trains: the device, the arithmetic precision, the memory layout, compilation.
 
-Precision `auto` (the default) picks the fastest arithmetic the hardware does natively:
-bf16 autocast on GPUs with bf16 (Ampere and later) and on CPUs with AVX-512 BF16 or
-AMX (about 2x a float32 step for TinyNet on this project's 2-core EPYC boxes), fp16
-autocast with a gradient scaler on older GPUs, float32 elsewhere. Weights, optimiser
+Precision `auto` (the default) picks the fastest arithmetic that trains reliably: bf16
+autocast on GPUs with bf16 (Ampere and later), fp16 autocast with a gradient scaler on
+older GPUs, float32 on CPUs. bf16 on CPUs with AVX-512 BF16 or AMX is ~1.3x faster for
+TinyNet but opt-in (`--precision bf16`): with torch 2.14.1's oneDNN some configurations
+(7x7 convolutions on 2x2 maps, e.g. a 4-block TinyNet at 32 px) get NaN weight gradients
+within a few steps, where float32 trains normally. Weights, optimiser
 state, losses and reported metrics stay float32 in every mode; only convolutions and
 matrix products run in the lower precision. Inference (`TorchClassifier.logits`) uses
 `inference_autocast`: bf16 on GPUs, float32 on CPUs, so served predictions don't
@@ -26,11 +28,6 @@ FUSED_OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
 
 def pick_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def cpu_has_bf16() -> bool:
-    """Native bf16 dot products (AVX-512 BF16 or AMX); without them bf16 is emulated and slower."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ def resolve_precision(requested: str, device: torch.device) -> Precision:
         if device.type == "cuda":
             name = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
         else:
-            name = "bf16" if cpu_has_bf16() else "fp32"
+            name = "fp32"  # see the module docstring: CPU bf16 is opt-in
     return Precision(name=name, device_type=device.type)
 
 
