@@ -5,8 +5,8 @@ the whole trial, laid out once in the convolutions' memory format: batches are
 index slices, augmentation runs on the device (`augment.DeviceAugmenter`), and
 nothing crosses the host boundary per epoch except the metrics (one sync per
 epoch, none per batch). Arithmetic, layout and compilation come from
-`trainables.device`: bf16 autocast where the hardware has it (GPU, and CPUs with
-AVX-512 BF16), channels_last and cudnn.benchmark on GPU, fused optimiser steps,
+`trainables.device`: bf16/fp16 autocast on GPU (float32 on CPU unless asked for
+bf16), channels_last and cudnn.benchmark on GPU, fused optimiser steps,
 optional torch.compile. Sweep-wide options it reads from the session:
 `precision` (auto/fp32/bf16/fp16) and `compile` (a torch.compile mode, or None).
 Config keys it reads (all optional): optimizer, lr, lr_finder, momentum,
