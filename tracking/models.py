@@ -25,8 +25,10 @@ MODEL_NAME = "model"
 _REQUIREMENTS = ("mlflow", "numpy", "pandas", "opencv-contrib-python-headless", "scikit-learn", "torch", "torchvision")
 
 
-def log_classifier(run_id: str, classifier: SceneClassifier, example_images: np.ndarray, *, model_id: str | None = None):
-    """Log `classifier` under run `run_id`; returns MLflow's ModelInfo (model_uri, model_id)."""
+def log_classifier(run_id: str, classifier: SceneClassifier, example_images: np.ndarray, *, experiment_id: str,
+                   model_id: str | None = None):
+    """Log `classifier` under run `run_id` (of experiment `experiment_id`); returns MLflow's ModelInfo
+    (model_uri, model_id)."""
     import mlflow
     from mlflow.models import Model, ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -39,7 +41,7 @@ def log_classifier(run_id: str, classifier: SceneClassifier, example_images: np.
     example = pd.DataFrame({IMAGE_COLUMN: [encode_png(image) for image in example_images[:2]]})
     # MLflow files a new logged model under the fluent API's experiment (Default unless set), not
     # under its source run's: point it at the run's experiment, where the UI shows the run.
-    mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
+    mlflow.set_experiment(experiment_id=experiment_id)
     with tempfile.TemporaryDirectory() as tmp:
         saved = classifier.save(Path(tmp) / "classifier")
         quiet = logging.getLogger("mlflow")

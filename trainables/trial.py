@@ -87,7 +87,8 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
                 write_trial_artifacts(Path(folder), outcome, dataset, curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS})
                 run.client.log_artifacts(run.run_id, folder)
         with stopwatch("model_log"):
-            model = log_classifier(run.run_id, outcome.classifier, dataset.x_test[:2])
+            model = log_classifier(run.run_id, outcome.classifier, dataset.x_test[:2],
+                                   experiment_id=settings.target.experiment_id)
         overhead = {**stopwatch.metrics(), "trial_seconds": time.perf_counter() - started}
         run.log(metrics=overhead, tags={TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})})
         run.finish("FINISHED")

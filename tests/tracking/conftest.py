@@ -47,7 +47,8 @@ def local_store(tmp_path_factory, demo_dataset) -> LocalStore:
     trials = []
     for seed in range(2):
         run_id = client.create_run(experiment_id, run_name=f"trial-{seed}").info.run_id
-        info = log_classifier(run_id, tiny_classifier(names, seed=seed), demo_dataset.x_test[:2])
+        info = log_classifier(run_id, tiny_classifier(names, seed=seed), demo_dataset.x_test[:2],
+                              experiment_id=experiment_id)
         client.set_terminated(run_id)
         trials.append(LoggedTrial(run_id=run_id, model_uri=info.model_uri))
     yield LocalStore(uri=uri, client=client, trials=trials, class_names=names)
