@@ -49,12 +49,13 @@ class PatchBoVW(_Staged):
                               seed=int(np.random.randint(0, 2**31 - 1)), n_jobs=threads)
         fitted = cls(net, encoder, None, patch=patch, layer=layer, class_names=dataset.class_names,
                      image_size=dataset.image_size)
+        train = fitted.descriptors(dataset.x_train)  # the net runs over every dense patch once
         try:
-            encoder.fit(fitted.descriptors(dataset.x_train))
+            encoder.fit(train)
         except EncodingError as exc:
             raise TrialFailed(str(exc)) from exc
         fitted.svm, fitted.val_accuracy = fit_feature_classifier(
-            fitted.encode(dataset.x_train), dataset.y_train, fitted.encode(dataset.x_val), dataset.y_val,
+            encoder.transform(train), dataset.y_train, fitted.encode(dataset.x_val), dataset.y_val,
             {"normalisation": "l2", **config}, num_classes=dataset.num_classes, threads=threads)
         return fitted
 
