@@ -42,8 +42,8 @@ def machine() -> str:
 
 def bench_cache(data: str, cpus: int, folds: int) -> dict:
     from search_spaces.bovw import PAPER_BEST
-    from trainables.data import DataSpec, load_dataset
-    from trainables.session import TrialSession
+    from trainables.core.data import DataSpec, load_dataset
+    from trainables.core.session import TrialSession
     from trainables.trial import fit_and_evaluate, seed_everything, set_threads
 
     set_threads(cpus)

@@ -58,11 +58,11 @@ def run(args):
 def plain_optuna(data: str, *, trials: int, epochs: int, threads: int, per_class: int | None) -> dict:
     import optuna
 
-    from orchestrator import make_sampler
+    from sweep.tuner import make_sampler
     from search_spaces import PinnedSpace
-    from trainables.data import DataSpec, load_dataset
+    from trainables.core.data import DataSpec, load_dataset
     from trainables.families import get_family
-    from trainables.session import TrialSession
+    from trainables.core.session import TrialSession
     from trainables.trial import fit_and_evaluate, seed_everything, set_threads
 
     started = time.perf_counter()
@@ -71,8 +71,8 @@ def plain_optuna(data: str, *, trials: int, epochs: int, threads: int, per_class
     set_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed=SEED, samples=trials))
-    study.enqueue_trial({**family.default_config, **PINS})
-    space = PinnedSpace(family.name, PINS)
+    study.enqueue_trial({**family.default_config(gpu=False), **PINS})
+    space = PinnedSpace(family.space, PINS)
     fit_seconds, objective_seconds = [], []
 
     def objective(trial):

@@ -43,7 +43,7 @@ def config() -> dict:
 
 
 def run(args):
-    from trainables.data import DataSpec, load_dataset
+    from trainables.core.data import DataSpec, load_dataset
     from trainables.trial import seed_everything, set_threads
 
     threads = args.threads or len(__import__("os").sched_getaffinity(0))
@@ -86,14 +86,14 @@ def run(args):
 
 
 def _device():
-    from trainables.device import pick_device
+    from trainables.core.device import pick_device
 
     return pick_device()
 
 
 def scenesweep(dataset, *, epochs: int, precision: str, compile_mode: str | None = None) -> dict:
-    from trainables.device import resolve_precision
-    from trainables.session import TrialSession
+    from trainables.core.device import resolve_precision
+    from trainables.core.session import TrialSession
     from trainables.tinynet import fit
 
     session = TrialSession(max_epochs=epochs, options={"precision": precision, "compile": compile_mode})

@@ -3,29 +3,34 @@
 `suggest` is an Optuna define-by-run function: it calls trial.suggest_* (so
 conditional parameters are plain `if`s) and returns any constants to add.
 `PinnedSpace` pins some parameters to fixed values (`--fix key=value`).
+
+Spaces are pure Optuna: they import neither torch nor the trainables, and probe
+no hardware. A space is named by its module path (`Family.space`); a bare name
+such as "tinynet" means the module of that name in this package.
 """
 
 from __future__ import annotations
 
 import importlib
 
-import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+def space_module(space: str):
+    return importlib.import_module(space if "." in space else f"{__name__}.{space}")
 
 
-def space_of(family: str):
-    return importlib.import_module(f"search_spaces.{family}").suggest
+def space_of(space: str):
+    return space_module(space).suggest
 
 
 class PinnedSpace:
     """A family's space with some parameters fixed; picklable, so a resumed search keeps it."""
 
-    def __init__(self, family: str, pins: dict):
-        self.family = family
+    def __init__(self, space: str, pins: dict):
+        self.space = space
         self.pins = dict(pins)
 
     def __call__(self, trial) -> dict:
-        constants = space_of(self.family)(_PinningTrial(trial, self.pins)) or {}
+        constants = space_of(self.space)(_PinningTrial(trial, self.pins)) or {}
         return {**constants, **self.pins}
 
 
@@ -49,11 +54,13 @@ class _PinningTrial:
         return getattr(self._trial, name)
 
 
-def parameter_distributions(family: str, *, samples: int = 200) -> dict:
+def parameter_distributions(space: str, *, samples: int = 200) -> dict:
     """Every parameter the space can ask for (under any branch), with its distribution."""
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    suggest = space_of(family)
+    suggest = space_of(space)
     found = {}
     for _ in range(samples):
         trial = study.ask()
@@ -68,20 +75,23 @@ def _widest(seen, new):
     """A numeric range may depend on earlier answers (sgd's lr reaches 0.3, adam's 1e-2; an upper
     bound that shrinks with the pyramid levels): --fix accepts anything inside the widest range the
     space can ask for."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
     if seen is None or type(seen) is not type(new) or not isinstance(new, (IntDistribution, FloatDistribution)):
         return new
     kwargs = {"log": new.log} if new.log or new.step is None else {"step": new.step}
     return type(new)(min(seen.low, new.low), max(seen.high, new.high), **kwargs)
 
 
-def unavailable(family: str) -> dict:
+def unavailable(space: str) -> dict:
     """{parameter: {value: why}}: known values a family cannot offer (e.g. BoVW's patented SURF)."""
-    return getattr(importlib.import_module(f"search_spaces.{family}"), "UNAVAILABLE", {})
+    return getattr(space_module(space), "UNAVAILABLE", {})
 
 
-def parse_pins(family: str, assignments: list[str]) -> dict:
+def parse_pins(space: str, assignments: list[str]) -> dict:
     """'key=value' strings -> {key: typed value}, checked against the space. Raises ValueError."""
-    distributions = parameter_distributions(family) if assignments else {}
+    distributions = parameter_distributions(space) if assignments else {}
+    family = space.rsplit(".", 1)[-1]
     pins = {}
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
@@ -90,7 +100,7 @@ def parse_pins(family: str, assignments: list[str]) -> dict:
             raise ValueError(f"--fix {assignment!r} is not KEY=VALUE (e.g. --fix input_size=64)")
         if key not in distributions:
             raise ValueError(f"--fix {key}: {family} has no parameter {key!r}; it has {', '.join(sorted(distributions))}")
-        reason = unavailable(family).get(key, {}).get(raw.strip().lower())
+        reason = unavailable(space).get(key, {}).get(raw.strip().lower())
         if reason:
             raise ValueError(f"--fix {key}={raw.strip()}: {reason}")
         pins[key] = _typed(raw.strip(), distributions[key], key)
@@ -98,6 +108,8 @@ def parse_pins(family: str, assignments: list[str]) -> dict:
 
 
 def _typed(raw: str, distribution, key: str):
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
     if isinstance(distribution, CategoricalDistribution):
         for choice in distribution.choices:
             if str(choice).lower() == raw.lower():

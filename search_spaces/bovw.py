@@ -6,7 +6,7 @@ Combinations that cannot work are never proposed:
   and no standard scaling or PCA/LDA, instead of failing later;
 - word / component counts have an upper bound that depends on the pyramid
   levels and descriptor PCA, so an encoding never exceeds
-  `trainables.bovw.MAX_FEATURES` dimensions (`MAX_ADDITIVE_FEATURES` for the
+  `MAX_FEATURES` dimensions (`MAX_ADDITIVE_FEATURES` for the
   intersection and chi2 kernels, whose cost grows with the dimension).
 What depends on the data (more codebook words than sampled descriptors, more
 LDA dimensions than classes-1, CV folds above the smallest class) is checked
@@ -15,8 +15,11 @@ by the trainable and reported as a clear trial failure.
 
 from __future__ import annotations
 
-from trainables.bovw import MAX_ADDITIVE_FEATURES, MAX_FEATURES
-from trainables.bovw_descriptors import SURF_UNAVAILABLE
+MAX_FEATURES = 32768  # encoded dimensions per image; beyond this memory and SVM models grow unreasonably
+# Histogram-intersection / chi2 kernels cost len^2 * dims elementwise work without BLAS: keep them shorter.
+MAX_ADDITIVE_FEATURES = 8192
+SURF_UNAVAILABLE = ("SURF is patented (non-free) and is not in the pip builds of OpenCV "
+                    "(opencv-contrib-python-headless); use sift, dense_sift, daisy or orb instead")
 
 # The paper's best BoVW: dense SIFT, Fisher vectors from a 16-component GMM on PCA-32 descriptors,
 # RBF SVM (0.80 test accuracy on the full-size images). 64-pixel images are upscaled to 128 first.

@@ -63,7 +63,7 @@ def suggest(trial) -> dict:
         trial.suggest_int("codebook_size", 32, 1024, log=True)
         trial.suggest_int("pyramid_levels", 0, 2)
     if mode in ("deep_features_svm", "patch_bovw"):
-        # The BoVW family's normalisation + SVM keys (trainables.bovw_classifiers.FeatureSettings).
+        # The BoVW family's normalisation + SVM keys (trainables.bovw.classifiers.FeatureSettings).
         # Linear and RBF only: hidden activations may be negative, which the histogram kernels refuse.
         trial.suggest_categorical("normalisation", ["standard", "l1", "l2", "power_l2"])
         if trial.suggest_categorical("svm_kernel", ["linear", "rbf"]) == "rbf":

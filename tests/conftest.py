@@ -34,7 +34,7 @@ def mit_split_64() -> Path:
 
 @pytest.fixture(scope="session")
 def demo_dataset():
-    from trainables.data import DataSpec, load_dataset
+    from trainables.core.data import DataSpec, load_dataset
 
     return load_dataset(DataSpec())
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from trainables.images import encode_png
+from trainables.core.images import encode_png
 
 TRIAL_ARTIFACTS = {"confusion_matrix.png", "classification_report.json", "test_predictions.csv"}
 SWEEP_ARTIFACTS = {"trials.csv", "best_trial.json", "optimisation_history.png"}

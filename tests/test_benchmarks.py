@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def mit_split_tree(tmp_path_factory, demo_dataset):
-    from trainables.images import encode_png
+    from trainables.core.images import encode_png
 
     root = tmp_path_factory.mktemp("mit-split-tiny")
     for split, images, labels, count in (("train", demo_dataset.x_train, demo_dataset.y_train, 6),

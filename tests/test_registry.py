@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, free_port, run_cli, wait_for_http
 from tests.test_sweep import SMALL
-from trainables.images import encode_png
+from trainables.core.images import encode_png
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_best_shows_runs_metrics_and_the_searched_params(good, cli):
     searched = columns[8:]
     assert searched and set(searched) <= set(good.best.data.params) and "input_size" not in searched  # pinned
     assert first.split()[1] == good.best.info.run_id
-    assert f"promote it: python orchestrator.py promote {good.name}" in result.stdout
+    assert f"promote it: scenesweep promote {good.name}" in result.stdout
     chosen = cli("best", good.name, "--params", "optimizer,input_size")
     assert chosen.stdout.splitlines()[0].split()[8:] == ["optimizer", "input_size"]
 

@@ -26,7 +26,7 @@ def test_sweep_on_a_local_store_records_every_trial(local_sweep, demo_dataset):
     client, parent, finished = assert_sweep_recorded(uri, "demo-sqlite", experiment="scenesweep-tinynet",
                                                      trials=4, epochs=3)
     assert (workdir / "mlartifacts").is_dir() and (workdir / "sweeps" / "demo-sqlite" / "scenesweep.json").exists()
-    assert "Best trial" in result.stdout and "python orchestrator.py ui" in result.stdout
+    assert "Best trial" in result.stdout and "scenesweep ui" in result.stdout
     assert_model_matches_logged_predictions(uri, client, finished[0], demo_dataset)
 
 

@@ -13,7 +13,7 @@ import threading
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
-from tracking.runs import TAG_ERROR, TAG_PARENT, TAG_PRUNED, TAG_TRIAL_ID, SweepTarget
+from tracking.runs import TAG_ERROR, TAG_PRUNED, SweepTarget, find_trial_run
 
 
 class TrialRunCloser(Callback):
@@ -46,9 +46,8 @@ class TrialRunCloser(Callback):
         (Tune's stop reaches it as the same SystemExit as an ASHA stop)."""
         client = MlflowClient(self.target.uri)
         for trial_id in self.stopped_by_interrupt:
-            for run in self._runs(client, trial_id):
-                if run.info.status == "FINISHED":
-                    continue
+            run = find_trial_run(client, self.target, trial_id)
+            if run is not None and run.info.status != "FINISHED":
                 if TAG_PRUNED in run.data.tags:
                     client.delete_tag(run.info.run_id, TAG_PRUNED)
                 client.set_tag(run.info.run_id, TAG_ERROR, "sweep interrupted")
@@ -64,20 +63,13 @@ class TrialRunCloser(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self._close(trial.trial_id, status="FAILED", tags={TAG_ERROR: _error_text(trial)})
 
-    def _runs(self, client: MlflowClient, trial_id: str) -> list:
-        return client.search_runs(
-            [self.target.experiment_id],
-            filter_string=f"tags.`{TAG_TRIAL_ID}` = '{trial_id}' AND tags.`{TAG_PARENT}` = '{self.target.parent_run_id}'",
-            max_results=1,
-        )
-
     def _close(self, trial_id: str, *, status: str, tags: dict) -> None:
         client = MlflowClient(self.target.uri)
-        runs = self._runs(client, trial_id)
-        if runs and runs[0].info.status in ("RUNNING", "SCHEDULED"):
+        run = find_trial_run(client, self.target, trial_id)
+        if run is not None and run.info.status in ("RUNNING", "SCHEDULED"):
             for key, value in tags.items():
-                client.set_tag(runs[0].info.run_id, key, value)
-            client.set_terminated(runs[0].info.run_id, status=status)
+                client.set_tag(run.info.run_id, key, value)
+            client.set_terminated(run.info.run_id, status=status)
 
 
 def _error_text(trial) -> str:

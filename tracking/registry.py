@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tracking.runs import TAG_FAMILY, TAG_SWEEP, TAG_TRIAL_ID, TrackingError
+from tracking.runs import TAG_FAMILY, TAG_SWEEP, TAG_TRIAL_ID, TrackingError, quote
 
 TAG_RUN_ID = "scenesweep.run_id"
 TAG_FINGERPRINT = "scenesweep.data_fingerprint"
 TAG_SELECTED_BY = "scenesweep.selected_by"  # the metric the sweep optimised; its value is a tag of its own
 TAG_MODE = "scenesweep.mode"
 TAG_LOGGED_MODEL_VERSIONS = "mlflow.modelVersions"  # how the MLflow UI links a logged model to its versions
-VERSION_METRICS = ("val_accuracy", "cv_accuracy", "cv_accuracy_std", "test_accuracy", "test_loss", "params",
-                   "accuracy_per_param", "fit_seconds")
+# The contract's family-agnostic metrics; the selection metric and its spread (e.g. cv_accuracy_std)
+# are added per candidate.
+VERSION_METRICS = ("test_accuracy", "test_loss", "params", "accuracy_per_param", "fit_seconds")
 DEFAULT_ALIAS = "champion"
 SELECTION_PREFIXES = ("val_", "cv_")  # test_* and accuracy_per_param (test-derived) never pick a model
 
@@ -61,7 +62,7 @@ class Candidate:
     def version_tags(self) -> dict:
         tags = {TAG_SWEEP: self.sweep, TAG_FAMILY: self.family, TAG_TRIAL_ID: self.trial_id, TAG_RUN_ID: self.run_id,
                 TAG_FINGERPRINT: self.data_fingerprint, TAG_SELECTED_BY: self.metric, TAG_MODE: self.mode}
-        for key in (self.metric, *VERSION_METRICS):
+        for key in (self.metric, f"{self.metric}_std", *VERSION_METRICS):
             if key in self.metrics:
                 tags[key] = _number(self.metrics[key])
         return tags
@@ -160,12 +161,12 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
         return
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise RegistryError(f"cannot use registered model name {name!r}: {_first_line(exc)}") from None
+            raise RegistryError(f"cannot use registered model name {name!r}: {first_line(exc)}") from None
     try:
         client.create_registered_model(name, description="Promoted by scenesweep: the best trials of sweeps.")
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):  # lost a race: fine
-            raise RegistryError(f"cannot create registered model {name!r}: {_first_line(exc)}; "
+            raise RegistryError(f"cannot create registered model {name!r}: {first_line(exc)}; "
                                 "pick another --model-name") from None
 
 
@@ -179,7 +180,7 @@ def _version_by_alias(client: MlflowClient, name: str, alias: str):
 
 
 def _version_of_run(client: MlflowClient, name: str, run_id: str):
-    versions = client.search_model_versions(f"name = '{_quote(name)}' and run_id = '{run_id}'")
+    versions = client.search_model_versions(f"name = '{quote(name)}' and run_id = '{run_id}'")
     live = [v for v in versions if v.status != "FAILED_REGISTRATION"]
     return min(live, key=lambda v: int(v.version)) if live else None
 
@@ -205,59 +206,14 @@ def _link_logged_model(client: MlflowClient, model_id: str, version) -> None:
         pass  # cosmetic: the version itself is registered
 
 
-# --- loading and serving a model by URI ------------------------------------------------------
-
-
-def load_model(uri: str, *, tracking_uri: str):
-    """Load a pyfunc model (`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `runs:/RUN/model`, a folder).
-
-    Torch weights load onto the CPU when no GPU is present (see TorchClassifier.load_state).
-    """
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    if "://" not in uri and ":/" not in uri and not os.path.exists(uri):
-        raise RegistryError(f"--model {uri!r} is neither a model URI nor a folder; "
-                            "use models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/model or a model folder")
-    try:
-        return mlflow.pyfunc.load_model(uri)
-    except MlflowException as exc:
-        raise RegistryError(f"cannot load model {uri} from {tracking_uri}: {_first_line(exc)}; "
-                            "promote a sweep first (`python orchestrator.py promote SWEEP`) or check --tracking-uri") from None
-    except OSError as exc:
-        raise RegistryError(f"cannot load model {uri}: {exc}") from None
-
-
-def scene_classifier(model):
-    """The SceneClassifier inside a scenesweep pyfunc model (for Grad-CAM), or a RegistryError."""
-    try:
-        return model.unwrap_python_model().classifier
-    except (AttributeError, MlflowException):
-        raise RegistryError("this model was not logged by scenesweep (no scene classifier inside)") from None
-
-
-def serve(model, *, host: str, port: int) -> None:
-    """Serve `model` with MLflow's own scoring server: the app `mlflow models serve` runs under uvicorn.
-
-    Same endpoints (/invocations, /ping, /health, /version) and request formats
-    (dataframe_split, dataframe_records, inputs; binary columns as base64).
-    """
-    import uvicorn
-    from mlflow.pyfunc import scoring_server
-
-    app = scoring_server.init(model)
-    uvicorn.run(app, host=host, port=port, log_level="info")  # startup line and one access line per request
-
-
 def _call(action, what: str):
     try:
         return action()
     except MlflowException as exc:
-        raise RegistryError(f"cannot {what}: {_first_line(exc)}") from None
+        raise RegistryError(f"cannot {what}: {first_line(exc)}") from None
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     message = getattr(exc, "message", None) or str(exc)
     return message.strip().splitlines()[0].rstrip(".") if message.strip() else type(exc).__name__
 
@@ -266,7 +222,3 @@ def _number(value) -> str:
     """Full precision: an alias's version is compared with new candidates through these tags."""
     value = float(value)
     return str(int(value)) if value.is_integer() else repr(value)
-
-
-def _quote(value: str) -> str:
-    return str(value).replace("'", "\\'")

@@ -30,7 +30,8 @@ TAG_ATTEMPT = "scenesweep.attempt"  # 1, then +1 each time Tune retries or a res
 TAG_RESUMED_FROM = "scenesweep.resumed_from_epoch"  # the checkpoint a retried trial continued from
 TAG_NODE = "scenesweep.node"  # the Ray node (its IP) the trial's latest attempt runs on
 TAG_PARENT = "mlflow.parentRunId"
-TAG_RUN_NAME = "mlflow.runName"
+TAG_MODEL_URI = "scenesweep.model_uri"  # the trial's logged model (models:/m-...)
+TAG_TIMED_OUT = "scenesweep.timed_out"  # training stopped early by --trial-timeout
 
 PER_EPOCH_METRICS = frozenset({"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr"})
 DEFAULT_STORE = "mlruns.db"
@@ -171,7 +172,7 @@ def find_sweep_run(client: MlflowClient, sweep: str, *, experiment_ids: list[str
         return None
     runs = client.search_runs(
         experiment_ids,
-        filter_string=f"tags.`{TAG_SWEEP}` = '{_quote(sweep)}' AND tags.`{TAG_ROLE}` = 'sweep'",
+        filter_string=f"tags.`{TAG_SWEEP}` = '{quote(sweep)}' AND tags.`{TAG_ROLE}` = 'sweep'",
         max_results=1,
     )
     return runs[0] if runs else None
@@ -192,6 +193,24 @@ def trial_runs(client: MlflowClient, target: SweepTarget) -> list:
         token = page.token
         if not token:
             return runs
+
+
+def find_trial_run(client: MlflowClient, target: SweepTarget, trial_id: str):
+    """The child run of Tune trial `trial_id` in this sweep, or None (a trial never has two)."""
+    runs = client.search_runs(
+        [target.experiment_id],
+        filter_string=f"tags.`{TAG_TRIAL_ID}` = '{quote(trial_id)}' AND tags.`{TAG_PARENT}` = '{target.parent_run_id}'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def logged_epochs(client: MlflowClient, run) -> int:
+    """Epochs a trial's run has recorded: train_loss has one step per epoch (val_accuracy may carry
+    one more, a second stage's result after the last epoch)."""
+    if "train_loss" not in run.data.metrics:
+        return 0
+    return max((m.step for m in client.get_metric_history(run.info.run_id, "train_loss")), default=0)
 
 
 def target_from_run(run) -> SweepTarget:
@@ -219,15 +238,9 @@ class TrialRun:
     @classmethod
     def open(cls, target: SweepTarget, *, trial_id: str, trial_name: str, params: dict) -> "TrialRun":
         client = MlflowClient(target.uri)
-        existing = client.search_runs(
-            [target.experiment_id],
-            filter_string=f"tags.`{TAG_TRIAL_ID}` = '{_quote(trial_id)}' AND tags.`{TAG_PARENT}` = '{target.parent_run_id}'",
-            max_results=1,
-        )
-        if existing:
-            run = existing[0]
-            last_step = max((m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")), default=0)
-            trial = cls(client, run.info.run_id, status=run.info.status, last_step=last_step)
+        run = find_trial_run(client, target, trial_id)
+        if run is not None:
+            trial = cls(client, run.info.run_id, status=run.info.status, last_step=logged_epochs(client, run))
             if run.info.status != "FINISHED":
                 client.update_run(run.info.run_id, status="RUNNING")
                 attempt = int(run.data.tags.get(TAG_ATTEMPT, "1")) + 1
@@ -327,5 +340,6 @@ def _param_value(value) -> str:
     return text[:_MAX_PARAM_LENGTH]
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
+    """A value inside a single-quoted MLflow search filter."""
     return str(value).replace("'", "\\'")

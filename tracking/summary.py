@@ -16,10 +16,11 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from tracking.artifacts import optimisation_history_png, write_json
-from tracking.runs import TAG_ERROR, TAG_PRUNED, TAG_TRIAL_ID, SweepTarget, trial_runs
+from tracking.runs import TAG_ERROR, TAG_MODEL_URI, TAG_PRUNED, TAG_TRIAL_ID, SweepTarget, logged_epochs, trial_runs
 
 TAG_BEST_RUN_ID = "scenesweep.best_run_id"
-SUMMARY_METRICS = ("val_accuracy", "cv_accuracy", "test_accuracy", "params", "fit_seconds")
+# The contract's family-agnostic metrics; the sweep's own metric (summary.metric) comes first.
+SUMMARY_METRICS = ("test_accuracy", "params", "fit_seconds")
 
 
 @dataclass(frozen=True)
@@ -70,19 +71,16 @@ def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: s
     rows, errors = [], Counter()
     for run in trial_runs(client, target):
         tags = run.data.tags
-        # Epochs trained: train_loss has one step per epoch (val_accuracy may carry one more, a
-        # second stage's result after the last epoch).
-        history = client.get_metric_history(run.info.run_id, "train_loss") if "train_loss" in run.data.metrics else []
         row = TrialRow(
             trial_id=tags.get(TAG_TRIAL_ID, ""),
             run_id=run.info.run_id,
             status=run.info.status,
             pruned=tags.get(TAG_PRUNED) == "true",
-            epochs=max((m.step for m in history), default=0),
+            epochs=logged_epochs(client, run),
             metrics=dict(run.data.metrics),
             params=dict(run.data.params),
             error=tags.get(TAG_ERROR, ""),
-            model_uri=tags.get("scenesweep.model_uri", ""),
+            model_uri=tags.get(TAG_MODEL_URI, ""),
         )
         rows.append(row)
         if row.status == "FAILED":
@@ -108,7 +106,7 @@ def record_sweep_result(client: MlflowClient, target: SweepTarget, summary: Swee
     if best is not None:
         client.set_tag(run_id, "scenesweep.best_trial_id", best.trial_id)
         client.set_tag(run_id, TAG_BEST_RUN_ID, best.run_id)
-        for key in SUMMARY_METRICS:
+        for key in dict.fromkeys((summary.metric, *SUMMARY_METRICS)):
             if key in best.metrics:
                 client.log_metric(run_id, f"best_{key}", best.metrics[key])
     client.set_terminated(run_id, status=status)

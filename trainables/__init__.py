@@ -1,13 +1,12 @@
-"""Trainables: data, the family registry, and one module per family with `fit(config, dataset, session)`.
+"""Trainables: what a trial trains.
 
-`run_trial` (the function Ray Tune runs) is re-exported lazily: a served model
-imports `trainables.<family>` and must not need Ray to do so.
+- `trial.py`: `run_trial`, the function Ray Tune runs (family-agnostic), and
+  `fit_and_evaluate`, the same training without Tune or tracking.
+- `families.py`: the family registry.
+- `core/`: what every family shares: data loading, the classifier contract, the
+  torch training loop, device and precision, augmentation, the trial session.
+- one module or package per family: `tinynet.py`, `inception.py`, `mlp/`, `bovw/`,
+  each with `fit(config, dataset, session) -> SceneClassifier`.
+
+Families use `core`, never the reverse.
 """
-
-
-def __getattr__(name):
-    if name in ("run_trial", "TrialSettings"):
-        from trainables import trial
-
-        return getattr(trial, name)
-    raise AttributeError(f"module 'trainables' has no attribute {name!r}")

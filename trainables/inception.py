@@ -31,19 +31,15 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 
-from trainables.session import TrialFailed
-from trainables.tinynet import ACTIVATIONS
-from trainables.torch_loop import AUX_WEIGHT, TorchClassifier, train_classifier
+from trainables.core.session import TrialFailed
+from search_spaces.inception import BLOCKS, HEAD_ACTIVATIONS, MODES, NATIVE_INPUT  # noqa: F401 (re-exported)
+from trainables.core.layers import ACTIVATIONS
+from trainables.core.torch_loop import AUX_WEIGHT, TorchClassifier, train_classifier
 
 BUILDER = "trainables.inception:build_model"
 STEM = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2")
-BLOCKS = ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
-          "Mixed_7a", "Mixed_7b", "Mixed_7c")
 BLOCK_CHANNELS = dict(zip(BLOCKS, (256, 288, 288, 768, 768, 768, 768, 768, 1280, 2048, 2048)))
-MODES = ("head", "unfreeze", "cut")
-HEAD_ACTIVATIONS = ("relu", "elu", "tanh")
 WEIGHT_CHOICES = ("imagenet", "none")
-NATIVE_INPUT = 299  # what InceptionV3 was designed and pretrained for
 MIN_INPUT = 75  # smaller inputs shrink Mixed_7a's input below its 3x3 stride-2 convolution
 AUX_MIN_INPUT = 299  # Mixed_6e must be 17x17 for the aux head's 5x5/3 pool and 5x5 conv
 # Google's InceptionV3 weights expect pixels scaled to [-1, 1] (torchvision's transform_input).

@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from trainables.torch_loop import TorchClassifier, train_classifier
+from search_spaces.tinynet import PAPER_BEST
+from trainables.core.layers import ACTIVATIONS
+from trainables.core.torch_loop import TorchClassifier, train_classifier
 
-ACTIVATIONS = {
-    "relu": lambda: nn.ReLU(inplace=True),
-    "elu": lambda: nn.ELU(inplace=True),
-    "leaky_relu": lambda: nn.LeakyReLU(0.1, inplace=True),
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-}
 INITS = ("kaiming", "glorot_normal", "glorot_uniform", "normal", "zeros")
 BUILDER = "trainables.tinynet:build_model"
 
@@ -29,19 +24,21 @@ def fit(config: dict, dataset, session) -> TorchClassifier:
     return train_classifier(model, config, dataset, session, builder=BUILDER)
 
 
-def build_model(config: dict, num_classes: int, *, pretrained: bool = False) -> "TinyNet":
+def build_model(config: dict, num_classes: int, *, pretrained: bool = False) -> TinyNet:
+    """The net of `config`; what it leaves out is the paper's configuration (PAPER_BEST)."""
+    config = {**PAPER_BEST, **config}
     return TinyNet(
         num_classes=num_classes,
-        blocks=int(config.get("blocks", 4)),
-        base_width=int(config.get("base_width", 32)),
-        convs_per_block=int(config.get("convs_per_block", 1)),
-        kernel_size=int(config.get("kernel_size", 3)),
-        activation=config.get("activation", "relu"),
-        batchnorm=bool(config.get("batchnorm", True)),
-        residual=bool(config.get("residual", False)),
-        depthwise=bool(config.get("depthwise", False)),
-        dropout=float(config.get("dropout", 0.0)),
-        init=config.get("init", "kaiming"),
+        blocks=int(config["blocks"]),
+        base_width=int(config["base_width"]),
+        convs_per_block=int(config["convs_per_block"]),
+        kernel_size=int(config["kernel_size"]),
+        activation=config["activation"],
+        batchnorm=bool(config["batchnorm"]),
+        residual=bool(config["residual"]),
+        depthwise=bool(config["depthwise"]),
+        dropout=float(config["dropout"]),
+        init=config["init"],
     )
 
 

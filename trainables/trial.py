@@ -16,25 +16,28 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainables.classifier import Evaluation, SceneClassifier
+from trainables.core.classifier import Evaluation, SceneClassifier
+from trainables.core.session import Stopwatch, TrialFailed, TrialSession
 from trainables.families import Family, get_family
-from trainables.session import Stopwatch, TrialFailed, TrialSession
 
-TAG_MODEL_URI = "scenesweep.model_uri"
-TAG_TIMED_OUT = "scenesweep.timed_out"  # training stopped early by --trial-timeout
+if TYPE_CHECKING:
+    from tracking.runs import SweepTarget
+    from trainables.core.data import Dataset
+
 CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
 
 @dataclass(frozen=True)
 class TrialSettings:
-    family: str
+    family: Family  # the entry itself, not its name: a family registered at run time reaches the workers
     max_epochs: int
     seed: int = 0
     threads: int = 1
-    target: object | None = None  # tracking.runs.SweepTarget; None = don't track
+    target: SweepTarget | None = None  # where the trial's run goes; None = don't track
     options: dict = field(default_factory=dict)  # sweep-wide, not searched: cache_dir, family flags
     time_limit: float | None = None  # seconds of training per trial attempt (--trial-timeout)
 
@@ -46,19 +49,19 @@ class TrialOutcome:
     metrics: dict  # the trial's final metrics (test_*, params, fit_seconds, family extras)
 
 
-def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
+def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> None:
     """Ray Tune's function trainable. Every exit path leaves the MLflow run in a final state."""
     from ray import tune
 
     import ray
 
-    from tracking.models import log_classifier
-    from tracking.runs import TAG_NODE, TrialRun
+    from serving.models import log_classifier
+    from tracking.runs import TAG_MODEL_URI, TAG_NODE, TAG_TIMED_OUT, TrialRun
 
     import mlflow
 
     started = time.perf_counter()
-    family = get_family(settings.family)
+    family = settings.family
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch is noise
     mlflow.set_tracking_uri(settings.target.uri)  # Model.log goes through the fluent API's store
     seed_everything(settings.seed)
@@ -115,12 +118,12 @@ def run_trial(config: dict, *, dataset, settings: TrialSettings) -> None:
     session.send_final(final)
 
 
-def fit_and_evaluate(config: dict, dataset, family: Family | str, session: TrialSession) -> TrialOutcome:
+def fit_and_evaluate(config: dict, dataset: Dataset, family: Family | str, session: TrialSession) -> TrialOutcome:
     """Plain training: fit the family on train (+val), evaluate once on test."""
     family = get_family(family) if isinstance(family, str) else family
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        classifier = family.trainable.fit(config, dataset, session)
+        classifier = family.fit(config, dataset, session)
         fit_seconds = time.perf_counter() - started
         # Cores the fit kept busy: about `threads` when the trial has its CPUs to itself, never much
         # more unless something oversubscribes (a library ignoring the thread limit).

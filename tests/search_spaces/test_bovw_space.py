@@ -7,9 +7,9 @@ import pytest
 from search_spaces import parse_pins
 from search_spaces.bovw import PAPER_BEST, suggest
 from tests.search_spaces.spaces import assert_point_of_space, sample_configs
-from trainables.bovw import check_encoding
-from trainables.bovw_classifiers import FeatureSettings
-from trainables.bovw_descriptors import DescriptorSpec
+from trainables.bovw.pipeline import check_encoding
+from trainables.bovw.classifiers import FeatureSettings
+from trainables.bovw.descriptors import DescriptorSpec
 
 
 @pytest.mark.parametrize("seed", range(3))

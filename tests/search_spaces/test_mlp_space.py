@@ -6,7 +6,7 @@ import pytest
 from search_spaces import parse_pins
 from search_spaces.mlp import MODES, PAPER_BEST, SIZES, suggest
 from tests.search_spaces.spaces import assert_point_of_space, sample_configs
-from trainables.bovw_classifiers import FeatureSettings
+from trainables.bovw.classifiers import FeatureSettings
 
 
 @pytest.mark.parametrize("seed", range(3))

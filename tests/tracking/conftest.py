@@ -9,9 +9,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from tracking.models import log_classifier
+from serving.models import log_classifier
 from trainables.tinynet import BUILDER, build_model
-from trainables.torch_loop import TorchClassifier
+from trainables.core.torch_loop import TorchClassifier
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from trainables.images import encode_png
+from trainables.core.images import encode_png
 
 
 @pytest.fixture(scope="module")

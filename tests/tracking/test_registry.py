@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tracking.registry import Candidate, PromotionRefused, RegistryError, candidate_from, load_model, promote
+from serving.models import load_model
+from tracking.registry import Candidate, PromotionRefused, RegistryError, candidate_from, promote
 from tracking.summary import TrialRow
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainables.images import IMAGE_SUFFIXES, decode_image, resize_square
+from trainables.core.images import IMAGE_SUFFIXES, decode_image, resize_square
 
 
 def real_images(root, *, per_class: int = 3, split: str = "train", size: int = 64):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from trainables.augment import AUGMENT_DEFAULTS, DeviceAugmenter
+from trainables.core.augment import AUGMENT_DEFAULTS, DeviceAugmenter
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from trainables.bovw import BovwClassifier
-from trainables.classifier import SceneClassifier
-from trainables.session import TrialFailed, TrialSession
+from trainables.bovw.pipeline import BovwClassifier
+from trainables.core.classifier import SceneClassifier
+from trainables.core.session import TrialFailed, TrialSession
 from trainables.trial import fit_and_evaluate, seed_everything
 
 FAST = {  # a few seconds on the demo data

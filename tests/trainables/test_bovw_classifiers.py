@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics.pairwise import chi2_kernel, rbf_kernel
 
 from tests.trainables.bovw_images import real_images
-from trainables.bovw_classifiers import (
+from trainables.bovw.classifiers import (
     ClassifierSettingsError,
     FeatureSettings,
     KernelSVM,
@@ -17,8 +17,8 @@ from trainables.bovw_classifiers import (
     pipeline_params,
     softmax,
 )
-from trainables.bovw_descriptors import DescriptorSpec, extract_descriptors
-from trainables.bovw_encoding import BovwEncoder
+from trainables.bovw.descriptors import DescriptorSpec, extract_descriptors
+from trainables.bovw.encoding import BovwEncoder
 
 
 @pytest.fixture(scope="module")

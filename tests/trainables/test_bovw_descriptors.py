@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.trainables.bovw_images import real_images
-from trainables.bovw_descriptors import (
+from trainables.bovw.descriptors import (
     SURF_UNAVAILABLE,
     DescriptorError,
     DescriptorSet,

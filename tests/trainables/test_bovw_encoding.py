@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from tests.trainables.bovw_images import real_images
-from trainables.bovw_descriptors import DescriptorSet, DescriptorSpec, extract_descriptors
-from trainables.bovw_encoding import BovwEncoder, EncodingError, cell_index, pyramid_cells, pyramid_weights
+from trainables.bovw.descriptors import DescriptorSet, DescriptorSpec, extract_descriptors
+from trainables.bovw.encoding import BovwEncoder, EncodingError, cell_index, pyramid_cells, pyramid_weights
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from trainables.data import DataError, DataSpec, load_dataset
+from trainables.core.data import DataError, DataSpec, load_dataset
 
 CLASSES = ("beach", "city", "woods")
 

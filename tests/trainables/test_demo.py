@@ -3,8 +3,8 @@
 import numpy as np
 
 from search_spaces.tinynet import PAPER_BEST
-from trainables.demo_data import CLASS_NAMES, generate_demo
-from trainables.session import TrialSession
+from trainables.core.demo_data import CLASS_NAMES, generate_demo
+from trainables.core.session import TrialSession
 from trainables.trial import fit_and_evaluate
 
 

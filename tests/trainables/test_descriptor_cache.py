@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.trainables.bovw_images import real_images
-from trainables.bovw_descriptors import DescriptorSpec
-from trainables.descriptor_cache import STORE_NAMESPACE, DescriptorCache, cache_key, descriptor_store
+from trainables.bovw.descriptors import DescriptorSpec
+from trainables.bovw.cache import STORE_NAMESPACE, DescriptorCache, cache_key, descriptor_store
 
 SPEC = DescriptorSpec(step=8, sizes=(8, 16), upscale=2)  # ~0.1 s per image: long enough to overlap
 

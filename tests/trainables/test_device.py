@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.data import DataSpec, load_dataset
-from trainables.device import COMPILE_MODES, compiled, images_on_device, resolve_precision
-from trainables.session import TrialSession
+from trainables.core.data import DataSpec, load_dataset
+from trainables.core.device import COMPILE_MODES, compiled, images_on_device, resolve_precision
+from trainables.core.session import TrialSession
 from trainables.tinynet import build_model, fit
 
 SMALL = {"blocks": 2, "base_width": 8, "input_size": 32, "lr": 1e-2, "lr_finder": False, "aug_hflip": True}

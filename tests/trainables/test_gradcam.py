@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from trainables.gradcam import GradCamUnsupported, grad_cam, overlay, pick_examples, supports_gradcam
+from serving.gradcam import GradCamUnsupported, grad_cam, overlay, pick_examples, supports_gradcam
 from trainables.tinynet import BUILDER, build_model
-from trainables.torch_loop import TorchClassifier
+from trainables.core.torch_loop import TorchClassifier
 
 CLASSES = ["red", "green"]
 

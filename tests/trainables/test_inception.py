@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from trainables.classifier import SceneClassifier
+from trainables.core.classifier import SceneClassifier
 from trainables.inception import (BLOCKS, PRETRAINED_STATS, STEM, WeightsError, build_model, fit, imagenet_file,
                                   read_weights)
-from trainables.session import TrialFailed, TrialSession
-from trainables.torch_loop import training_loss
+from trainables.core.session import TrialFailed, TrialSession
+from trainables.core.torch_loop import training_loss
 
 SMALL = 75  # InceptionV3's minimum input: cheap on CPU
 TRUNK = STEM + BLOCKS

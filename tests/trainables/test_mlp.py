@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from search_spaces.mlp import PAPER_BEST
-from trainables.classifier import SceneClassifier
-from trainables.images import encode_png
-from trainables.mlp import MLP, aggregate, build_model, hidden_widths
-from trainables.pyfunc_model import ScenePyfuncModel
-from trainables.session import TrialSession
+from trainables.core.classifier import SceneClassifier
+from trainables.core.images import encode_png
+from trainables.mlp.network import MLP, build_model, hidden_widths
+from trainables.mlp.stages import aggregate
+from serving.pyfunc_model import ScenePyfuncModel
+from trainables.core.session import TrialSession
 from trainables.trial import fit_and_evaluate
 
 SMALL = {**PAPER_BEST, "layers": 2, "width_0": 128, "width_1": 64, "batch_size": 64}
@@ -64,7 +65,7 @@ def test_aggregations_are_distributions(how, winner):
 
 
 def test_patch_bovw_describes_dense_overlapping_patches(demo_dataset):
-    from trainables.mlp_bovw import PatchBoVW
+    from trainables.mlp.patch_bovw import PatchBoVW
 
     torch.manual_seed(0)
     outcome = fit_and_evaluate(MODES["patch_bovw"], demo_dataset, "mlp", TrialSession(max_epochs=1))

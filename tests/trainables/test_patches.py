@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trainables.patches import extract_patches, patch_starts
+from trainables.mlp.patches import extract_patches, patch_starts
 
 
 @pytest.mark.parametrize("side, patch, starts", [

@@ -1,6 +1,6 @@
 """Which files `predict` classifies, and what it reports instead of classifying."""
 
-from trainables.predict import Failure, image_files
+from serving.predict import Failure, image_files
 
 
 def test_folders_are_searched_recursively_and_missing_or_empty_paths_reported(tmp_path):

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from search_spaces.tinynet import PAPER_BEST
-from trainables.session import Stopwatch, TrialSession
+from trainables.core.session import Stopwatch, TrialSession
 from trainables.trial import fit_and_evaluate
 
 TINY = {**PAPER_BEST, "blocks": 2, "base_width": 8, "input_size": 32, "lr_finder": False, "lr": 3e-3}

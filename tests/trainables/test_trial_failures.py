@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import trainables.tinynet as tinynet
-from trainables.session import TrialFailed, TrialSession
+from trainables.core.session import TrialFailed, TrialSession
 from trainables.trial import fit_and_evaluate
 
 

@@ -2,6 +2,6 @@
 
 import mlflow
 
-from trainables.pyfunc_model import ScenePyfuncModel
+from serving.pyfunc_model import ScenePyfuncModel
 
 mlflow.models.set_model(ScenePyfuncModel())

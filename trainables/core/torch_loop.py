@@ -5,7 +5,7 @@ the whole trial, laid out once in the convolutions' memory format: batches are
 index slices, augmentation runs on the device (`augment.DeviceAugmenter`), and
 nothing crosses the host boundary per epoch except the metrics (one sync per
 epoch, none per batch). Arithmetic, layout and compilation come from
-`trainables.device`: bf16/fp16 autocast on GPU (float32 on CPU unless asked for
+`trainables.core.device`: bf16/fp16 autocast on GPU (float32 on CPU unless asked for
 bf16), channels_last and cudnn.benchmark on GPU, fused optimiser steps,
 optional torch.compile. Sweep-wide options it reads from the session:
 `precision` (auto/fp32/bf16/fp16) and `compile` (a torch.compile mode, or None).
@@ -32,11 +32,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trainables.augment import DeviceAugmenter, resize
-from trainables.classifier import SceneClassifier
-from trainables.device import (FUSED_OPTIMIZERS, Precision, channels_last, compiled, images_on_device,
+from trainables.core.augment import DeviceAugmenter, resize
+from trainables.core.classifier import SceneClassifier
+from trainables.core.device import (FUSED_OPTIMIZERS, Precision, channels_last, compiled, images_on_device,
                                inference_autocast, pick_device, prepare_model, resolve_precision)
-from trainables.session import TrialFailed, TrialSession
+from trainables.core.session import TrialFailed, TrialSession
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta", "adagrad")
 _EVAL_BATCH = 256

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from trainables.classifier import SceneClassifier
-from trainables.images import ImageDecodeError, as_rgb, decode_image, resize_square
+from trainables.core.classifier import SceneClassifier
+from trainables.core.images import ImageDecodeError, as_rgb, decode_image, resize_square
 
 IMAGE_COLUMN = "image"
 

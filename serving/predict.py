@@ -15,8 +15,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from trainables.images import IMAGE_SUFFIXES, ImageDecodeError, decode_image
-from trainables.pyfunc_model import IMAGE_COLUMN
+from trainables.core.images import IMAGE_SUFFIXES, ImageDecodeError, decode_image
+from serving.pyfunc_model import IMAGE_COLUMN
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,19 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from trainables.bovw_descriptors import DescriptorSet
-from trainables.bovw_encoding import BovwEncoder, EncodingError
-from trainables.classifier import SceneClassifier
-from trainables.mlp import _Staged, feature_layer, fit_feature_classifier, hidden_features
-from trainables.patches import extract_patches
-from trainables.session import TrialFailed
-from trainables.torch_loop import TorchClassifier
+from trainables.bovw.descriptors import DescriptorSet
+from trainables.bovw.encoding import BovwEncoder, EncodingError
+from trainables.core.classifier import SceneClassifier
+from trainables.mlp.network import feature_layer, hidden_features
+from trainables.mlp.stages import Staged, fit_feature_classifier
+from trainables.mlp.patches import extract_patches
+from trainables.core.session import TrialFailed
+from trainables.core.torch_loop import TorchClassifier
 
 _IMAGES_PER_CHUNK = 256  # images whose dense patches go through the net at once (bounds memory)
 
 
-class PatchBoVW(_Staged):
+class PatchBoVW(Staged):
     def __init__(self, net, encoder: BovwEncoder, svm, *, patch: int, layer: int, class_names, image_size: int):
         super().__init__(net, class_names=class_names, image_size=image_size)
         self.encoder = encoder
@@ -75,7 +76,7 @@ class PatchBoVW(_Staged):
 
     @property
     def stage_params(self) -> int:
-        from trainables.bovw_classifiers import pipeline_params
+        from trainables.bovw.classifiers import pipeline_params
 
         return int(self.encoder.num_params) + (pipeline_params(self.svm) if self.svm is not None else 0)
 

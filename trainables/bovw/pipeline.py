@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.bovw_classifiers import (
+from trainables.bovw.classifiers import (
     ADDITIVE_KERNELS,
     ClassifierSettingsError,
     FeatureSettings,
@@ -34,16 +34,14 @@ from trainables.bovw_classifiers import (
     cross_validate,
     pipeline_params,
 )
-from trainables.bovw_descriptors import DescriptorError, DescriptorSet, DescriptorSpec, extract_descriptors
-from trainables.bovw_encoding import BovwEncoder, EncodingError, pyramid_cells
-from trainables.classifier import SceneClassifier
-from trainables.descriptor_cache import DescriptorCache
-from trainables.session import TrialFailed
+from trainables.bovw.descriptors import DescriptorError, DescriptorSet, DescriptorSpec, extract_descriptors
+from trainables.bovw.encoding import BovwEncoder, EncodingError, pyramid_cells
+from trainables.core.classifier import SceneClassifier
+from trainables.bovw.cache import DescriptorCache
+from trainables.core.session import TrialFailed
+from search_spaces.bovw import MAX_ADDITIVE_FEATURES, MAX_FEATURES
 
 DEFAULT_CV_FOLDS = 8
-MAX_FEATURES = 32768  # encoded dimensions per image; beyond this memory and SVM models grow unreasonably
-# Histogram-intersection / chi2 kernels cost len^2 * dims elementwise work without BLAS: keep them shorter.
-MAX_ADDITIVE_FEATURES = 8192
 CODEBOOK_SAMPLE = 64_000  # training descriptors sampled to fit PCA, codebook and GMM (>= 15 per word at 4096)
 _PIPELINE_FILE = "bovw_pipeline.joblib"
 

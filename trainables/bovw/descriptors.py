@@ -36,10 +36,10 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from search_spaces.bovw import SURF_UNAVAILABLE
+
 METHODS = ("sift", "dense_sift", "daisy", "orb")
 COLORS = ("grey", "rgb", "opponent")
-SURF_UNAVAILABLE = ("SURF is patented (non-free) and is not in the pip builds of OpenCV "
-                    "(opencv-contrib-python-headless); use sift, dense_sift, daisy or orb instead")
 _BASE_DIMS = {"sift": 128, "dense_sift": 128, "daisy": 200, "orb": 256}
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.demo_data import generate_demo
-from trainables.images import IMAGE_SUFFIXES, ImageDecodeError, decode_image, resize_square
+from trainables.core.demo_data import generate_demo
+from trainables.core.images import IMAGE_SUFFIXES, ImageDecodeError, decode_image, resize_square
 
 CACHE_VERSION = 1
 DEMO = "demo"

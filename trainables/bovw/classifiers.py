@@ -3,7 +3,7 @@
 They work on any (images, features) matrix, so other families can put their
 own encodings through them:
 
-    from trainables.bovw_classifiers import FeatureSettings, cross_validate
+    from trainables.bovw.classifiers import FeatureSettings, cross_validate
 
     settings = FeatureSettings.from_config(config, num_classes=8, n_jobs=2, seed=0)
     result = cross_validate(features, labels, settings, folds=8)    # CVResult

@@ -22,8 +22,8 @@ training descriptors. An image without descriptors encodes to zeros.
 
 Reuse (the MLP family's per-patch features, or any other descriptors):
 
-    from trainables.bovw_descriptors import DescriptorSet
-    from trainables.bovw_encoding import BovwEncoder
+    from trainables.bovw.descriptors import DescriptorSet
+    from trainables.bovw.encoding import BovwEncoder
 
     train = DescriptorSet.from_arrays(per_image_descriptors, per_image_xy)  # xy in [0, 1)
     encoder = BovwEncoder(encoding="fisher", gmm_components=16, descriptor_pca=32,

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.bovw_descriptors import DescriptorSet, DescriptorSpec, extract_descriptors
+from trainables.bovw.descriptors import DescriptorSet, DescriptorSpec, extract_descriptors
 
 CACHE_VERSION = 1
 # Versioned: a store left running by an older scenesweep on a long-lived cluster is not reused.

@@ -1,0 +1,103 @@
+"""A sweep read back from MLflow: what `status`, `best` and `promote` show and act on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sweep.spec import UsageError, tracking_uri
+from trainables.families import Family, get_family
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    run: object  # the parent MLflow run
+    family: Family
+    summary: object  # tracking.summary.SweepSummary
+    tracking_uri: str
+
+
+def load_sweep(sweep: str, uri: str | None, metric: str | None = None) -> SweepRecord:
+    from mlflow.tracking import MlflowClient
+
+    from tracking.runs import check_tracking, find_sweep_run, target_from_run
+    from tracking.summary import metric_mode, summarise
+
+    uri = tracking_uri(uri)
+    check_tracking(uri)
+    client = MlflowClient(uri)
+    run = find_sweep_run(client, sweep)
+    if run is None:
+        raise UsageError(f"no sweep named {sweep!r} in {uri}; list sweeps in the MLflow UI or pass --tracking-uri")
+    target = target_from_run(run)
+    try:
+        family = get_family(target.family)
+    except ValueError as exc:
+        raise UsageError(f"sweep {sweep!r}: {exc}") from None
+    metric = metric or family.metric
+    mode = family.mode if metric == family.metric else metric_mode(metric, default=family.mode)
+    return SweepRecord(run=run, family=family, summary=summarise(client, target, metric=metric, mode=mode),
+                       tracking_uri=uri)
+
+
+def status_report(sweep: str, uri: str | None) -> str:
+    from tracking.summary import format_failures, format_table
+
+    record = load_sweep(sweep, uri)
+    family, summary, run = record.family, record.summary, record.run
+    counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))
+    lines = [f"sweep {sweep} ({family.name}, run {run.info.run_id}, {run.info.status}): "
+             f"{len(summary.rows)} trials ({counts})",
+             format_table(summary.rows, metric=family.metric)]
+    if failures := format_failures(summary.rows):
+        lines.append(f"failed:\n{failures}")
+    if summary.best:
+        lines.append(f"best: {summary.best.trial_id} {family.metric} {summary.best.metrics[family.metric]:.4f}")
+    return "\n".join(lines)
+
+
+def best_report(sweep: str, uri: str | None, *, metric: str | None, top: int, params: str | None) -> str:
+    from search_spaces import parameter_distributions
+    from tracking.summary import format_table, varying_params
+
+    if top < 1:
+        raise UsageError(f"--top {top} must be at least 1")
+    record = load_sweep(sweep, uri, metric)
+    family, summary = record.family, record.summary
+    ranked = summary.ranked()
+    if not ranked:
+        raise UsageError(f"sweep {sweep!r} has no finished trial with metric {summary.metric!r}")
+    if params:
+        key_params = [name.strip() for name in params.split(",") if name.strip()]
+    else:
+        key_params = varying_params(summary.finished, order=parameter_distributions(family.space))
+    best = ranked[0]
+    return "\n".join([
+        format_table(ranked[:top], metric=summary.metric, also=(family.metric,), run_ids=True, key_params=key_params),
+        f"\nbest trial {best.trial_id} (run {best.run_id}) by {summary.metric}",
+        "config: " + json.dumps(best.config, sort_keys=True),
+        f"model: {best.model_uri}",
+        f"promote it: scenesweep promote {sweep}" + (f" --metric {summary.metric}" if summary.metric != family.metric else ""),
+    ])
+
+
+def promote_best(sweep: str, uri: str | None, *, metric: str | None, model_name: str | None, alias: str,
+                 force: bool) -> str:
+    from tracking.registry import candidate_from, promote
+
+    record = load_sweep(sweep, uri, metric)
+    summary, best = record.summary, record.summary.best
+    if best is None:
+        raise UsageError(f"sweep {sweep!r} has no finished trial with metric {summary.metric!r}; nothing to promote")
+    candidate = candidate_from(best, sweep_run=record.run, metric=summary.metric, mode=summary.mode)
+    name = model_name or f"scenesweep-{record.family.name}"
+    result = promote(candidate, tracking_uri=record.tracking_uri, name=name, alias=alias, force=force)
+    how = "registered as" if result.created else "already registered as"
+    lines = [f"trial {best.trial_id} (run {best.run_id}) of sweep {sweep}: {candidate.metric} {candidate.score:.4f}, "
+             f"test_accuracy {best.metrics.get('test_accuracy', float('nan')):.4f}",
+             f"{how} {name} version {result.version}; alias {result.alias} -> version {result.version}"
+             + (f" (was version {result.previous})" if result.previous and result.previous != result.version else "")]
+    if result.note:
+        lines.append(f"note: {result.note}")
+    lines.append(result.uri)
+    return "\n".join(lines)

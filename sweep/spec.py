@@ -1,0 +1,191 @@
+"""What a sweep is: `SweepSpec`, built from the CLI's flags, checked before anything starts, and
+saved beside Tune's state (`scenesweep.json`) so `resume` continues the same sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from trainables.core.data import DEMO, DataSpec
+from trainables.families import Family, all_options, get_family
+
+SPEC_FILE = "scenesweep.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    family: str
+    data: DataSpec
+    name: str
+    samples: int = 20
+    epochs: int = 30
+    search: str = "tpe"
+    scheduler: str = "auto"  # asha for per-epoch families, fifo otherwise
+    max_concurrent: int = 0  # 0: as many as the resources allow
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None  # None: 1 when the cluster has GPUs, else 0
+    address: str | None = None
+    tracking_uri: str = ""
+    experiment: str = ""
+    seed: int = 0
+    storage: str = "sweeps"
+    fixed: dict = field(default_factory=dict)  # parameters pinned with --fix
+    options: dict = field(default_factory=dict)  # the family's flags (not searched), handed to every trial
+    trial_timeout: float | None = None  # seconds; a trial stops training at the next epoch end after it
+
+    @property
+    def sweep_dir(self) -> Path:
+        return Path(self.storage) / self.name
+
+    @property
+    def family_entry(self) -> Family:
+        return get_family(self.family)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> SweepSpec:
+        return cls(**{**raw, "data": DataSpec(**raw["data"])})
+
+    def save(self) -> None:
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        (self.sweep_dir / SPEC_FILE).write_text(json.dumps(self.to_dict(), indent=2))
+
+    def tracking_params(self) -> dict:
+        """The spec as the parent run's params: no address (it may embed credentials), and the
+        tracking URI without credentials."""
+        params = self.to_dict()
+        params.pop("address", None)
+        params["tracking_uri"] = without_credentials(self.tracking_uri)
+        return params
+
+
+def spec_from_args(args) -> SweepSpec:
+    """The `sweep` subcommand's flags -> a checked SweepSpec."""
+    from search_spaces import parse_pins
+
+    family = get_family(args.space)
+    try:
+        fixed = parse_pins(family.space, args.fix)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    name = args.name or f"{family.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = str(Path(args.storage).resolve())
+    data_source = args.data if args.data == DEMO else str(Path(args.data).expanduser().resolve())
+    spec = SweepSpec(
+        family=family.name,
+        data=DataSpec(source=data_source, image_size=args.image_size, val_fraction=args.val_fraction,
+                      per_class=args.per_class, seed=args.seed,
+                      cache_dir=str(Path(args.cache_dir or Path(storage) / "cache").resolve())),
+        name=name,
+        samples=args.samples,
+        epochs=args.epochs,
+        search=args.search,
+        scheduler=args.scheduler,
+        max_concurrent=args.max_concurrent,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        address=args.address or None,
+        tracking_uri=tracking_uri(args.tracking_uri),
+        experiment=args.experiment or f"scenesweep-{family.name}",
+        seed=args.seed,
+        storage=storage,
+        fixed=fixed,
+        trial_timeout=args.trial_timeout,
+        options=family_options(family, {option.dest: getattr(args, option.dest, None) for option in all_options()}),
+    )
+    return validate(spec)
+
+
+def family_options(family: Family, given: dict[str, Any]) -> dict:
+    """The family's flags as given (or their defaults); a flag of another family is a usage error."""
+    options = {}
+    for option in all_options():
+        value = given.get(option.dest)
+        if option not in family.options:
+            if value is not None:
+                owners = [f.name for f in _families_with(option.flag)]
+                raise UsageError(f"{option.flag} applies to --space {' or '.join(owners)}, not {family.name}; drop it")
+            continue
+        value = option.default if value is None else value
+        if value is not None:
+            options[option.dest] = value
+    return options
+
+
+def _families_with(flag: str) -> list[Family]:
+    from trainables.families import FAMILIES
+
+    return [f for f in FAMILIES.values() if any(o.flag == flag for o in f.options)]
+
+
+def load_spec(storage: str, name: str, *, address: str | None, uri: str | None) -> SweepSpec:
+    """The saved spec of sweep `name`, with the cluster flags `resume` was given over it."""
+    root = Path(storage).resolve()
+    spec_file = root / name / SPEC_FILE
+    if not spec_file.exists():
+        raise UsageError(f"no sweep named {name!r} in {root}; pass the --storage it was started with")
+    spec = SweepSpec.from_dict(json.loads(spec_file.read_text()))
+    spec = replace(spec, storage=str(root), address=address or os.environ.get("RAY_ADDRESS") or spec.address,
+                   tracking_uri=tracking_uri(uri) if uri else spec.tracking_uri)
+    return validate(spec)
+
+
+def validate(spec: SweepSpec) -> SweepSpec:
+    """Every check that needs no Ray and no tracking server; returns the spec with the family's
+    options in canonical form (an inception weights file as an absolute path, say)."""
+    if not _NAME.match(spec.name):
+        raise UsageError(f"--name {spec.name!r} is not a valid sweep name; use letters, digits, '.', '_' and '-'")
+    for flag, value, low in (("--samples", spec.samples, 1), ("--epochs", spec.epochs, 1)):
+        if value < low:
+            raise UsageError(f"{flag} {value} must be at least {low}")
+    if spec.trial_timeout is not None and spec.trial_timeout <= 0:
+        raise UsageError(f"--trial-timeout {spec.trial_timeout:g} must be a positive number of seconds")
+    if spec.max_concurrent < 0:
+        raise UsageError(f"--max-concurrent {spec.max_concurrent} must be 0 (no limit) or more")
+    if spec.cpus_per_trial <= 0:
+        raise UsageError(f"--cpus-per-trial {spec.cpus_per_trial:g} must be more than 0")
+    if spec.gpus_per_trial is not None and spec.gpus_per_trial < 0:
+        raise UsageError(f"--gpus-per-trial {spec.gpus_per_trial:g} must be 0 or more (fractions like 0.25 share a GPU)")
+    if spec.gpus_per_trial is not None and spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
+        raise UsageError(f"--gpus-per-trial {spec.gpus_per_trial:g}: above 1 it must be a whole number")
+    options = dict(spec.options)
+    for option in spec.family_entry.options:
+        try:
+            options[option.dest] = option.resolve(options.get(option.dest))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    from tracking.runs import is_local_store
+
+    if spec.address and is_local_store(spec.tracking_uri) and not is_local_address(spec.address):
+        raise UsageError(
+            f"a Ray cluster at {spec.address} cannot write to the local store {spec.tracking_uri}; "
+            "start an MLflow server and pass --tracking-uri http://HOST:PORT (see docker-compose.yml)"
+        )
+    return replace(spec, options={k: v for k, v in options.items() if v is not None})
+
+
+def is_local_address(address: str) -> bool:
+    host = address.split("://")[-1].split(":")[0]
+    return host in ("", "auto", "local", "localhost", "127.0.0.1")
+
+
+def tracking_uri(uri: str | None) -> str:
+    from tracking.runs import resolve_tracking_uri
+
+    return resolve_tracking_uri(uri)
+
+
+def without_credentials(uri: str) -> str:
+    return re.sub(r"//[^/@]*@", "//", uri)
