@@ -26,8 +26,11 @@ EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scenesweep", description="Hyperparameter sweeps for scene classification "
-                                     "on Ray Tune + Optuna, every trial tracked in MLflow.")
+    parser = argparse.ArgumentParser(
+        prog="scenesweep",
+        description="Hyperparameter sweeps for scene classification "
+        "on Ray Tune + Optuna, every trial tracked in MLflow.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler, help: str, *, sweep_arg: bool = False, tracking: bool = True):
@@ -36,23 +39,42 @@ def build_parser() -> argparse.ArgumentParser:
         if sweep_arg:
             sub.add_argument("sweep", help="sweep name")
         if tracking:
-            sub.add_argument("--tracking-uri", default=None,
-                             help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)")
+            sub.add_argument(
+                "--tracking-uri",
+                default=None,
+                help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)",
+            )
         return sub
 
     sweep = command("sweep", cmd_sweep, "run a hyperparameter sweep")
     sweep.add_argument("--space", default="tinynet", choices=sorted(FAMILIES), help="model family to search")
-    sweep.add_argument("--data", default=DEMO, help="'demo' (built-in, offline) or a folder: MIT_split "
-                       "(train/<class>/, test/<class>/) or one folder per class")
-    sweep.add_argument("--samples", type=int, default=20, help="number of trials (default 20; 1 runs the paper's config)")
+    sweep.add_argument(
+        "--data",
+        default=DEMO,
+        help="'demo' (built-in, offline) or a folder: MIT_split "
+        "(train/<class>/, test/<class>/) or one folder per class",
+    )
+    sweep.add_argument(
+        "--samples", type=int, default=20, help="number of trials (default 20; 1 runs the paper's config)"
+    )
     sweep.add_argument("--epochs", type=int, default=30, help="maximum epochs per trial (default 30)")
     sweep.add_argument("--search", choices=["tpe", "random"], default="tpe", help="Optuna sampler (default tpe)")
-    sweep.add_argument("--scheduler", choices=["auto", "asha", "fifo"], default="auto",
-                       help="trial scheduler; auto = ASHA for per-epoch families, FIFO otherwise")
-    sweep.add_argument("--max-concurrent", type=int, default=0, help="most trials at once (default: as resources allow)")
+    sweep.add_argument(
+        "--scheduler",
+        choices=["auto", "asha", "fifo"],
+        default="auto",
+        help="trial scheduler; auto = ASHA for per-epoch families, FIFO otherwise",
+    )
+    sweep.add_argument(
+        "--max-concurrent", type=int, default=0, help="most trials at once (default: as resources allow)"
+    )
     sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs (and threads) per trial (default 1)")
-    sweep.add_argument("--gpus-per-trial", type=float, default=None,
-                       help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)")
+    sweep.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="GPUs per trial, fractions allowed (default: 1 if the cluster has GPUs, else 0)",
+    )
     sweep.add_argument("--name", default=None, help="sweep name (default: FAMILY-YYYYmmdd-HHMMSS)")
     sweep.add_argument("--experiment", default=None, help="MLflow experiment (default: scenesweep-FAMILY)")
     sweep.add_argument("--seed", type=int, default=0, help="seed for splits, sampler and training (default 0)")
@@ -60,16 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--per-class", type=int, default=None, help="train on N images per class (tiny-data setting)")
     sweep.add_argument("--image-size", type=int, default=64, help="decode images to this square size (default 64)")
     sweep.add_argument("--cache-dir", default=None, help="decoded-data cache (default: STORAGE/cache)")
-    sweep.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
-                       help="stop a trial's training at the first epoch end past this many seconds, then "
-                            "evaluate it as usual (default: no limit)")
-    sweep.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
-                       help="pin a search-space parameter (repeatable), e.g. --fix input_size=64")
+    sweep.add_argument(
+        "--trial-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop a trial's training at the first epoch end past this many seconds, then "
+        "evaluate it as usual (default: no limit)",
+    )
+    sweep.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pin a search-space parameter (repeatable), e.g. --fix input_size=64",
+    )
     for option in all_options():  # each family's own flags, from the registry
         owners = ", ".join(f.name for f in FAMILIES.values() if option in f.options)
         extra = {"nargs": "?", "const": option.const} if option.const is not None else {}
-        sweep.add_argument(option.flag, dest=option.dest, type=option.type, choices=option.choices, default=None,
-                           metavar=option.metavar, help=f"{owners}: {option.help}", **extra)
+        sweep.add_argument(
+            option.flag,
+            dest=option.dest,
+            type=option.type,
+            choices=option.choices,
+            default=None,
+            metavar=option.metavar,
+            help=f"{owners}: {option.help}",
+            **extra,
+        )
     _add_cluster_flags(sweep, address_default=os.environ.get("RAY_ADDRESS"))
 
     resume = command("resume", cmd_resume, "finish an interrupted sweep, searcher state included", sweep_arg=True)
@@ -80,17 +120,26 @@ def build_parser() -> argparse.ArgumentParser:
     best = command("best", cmd_best, "a sweep's best trial(s), from MLflow", sweep_arg=True)
     best.add_argument("--metric", default=None, help="rank by this metric (default: the family's validation metric)")
     best.add_argument("--top", type=int, default=1, help="how many trials to show (default 1)")
-    best.add_argument("--params", default=None, metavar="KEY,...",
-                      help="param columns to show (default: the first 8 the search varied)")
+    best.add_argument(
+        "--params",
+        default=None,
+        metavar="KEY,...",
+        help="param columns to show (default: the first 8 the search varied)",
+    )
 
-    promote = command("promote", cmd_promote, "register a sweep's best trial in the MLflow model registry",
-                      sweep_arg=True)
-    promote.add_argument("--metric", default=None,
-                         help="select by this validation/CV metric (default: the family's; never a test metric)")
+    promote = command(
+        "promote", cmd_promote, "register a sweep's best trial in the MLflow model registry", sweep_arg=True
+    )
+    promote.add_argument(
+        "--metric",
+        default=None,
+        help="select by this validation/CV metric (default: the family's; never a test metric)",
+    )
     promote.add_argument("--model-name", default=None, help="registered model name (default: scenesweep-FAMILY)")
     promote.add_argument("--alias", default="champion", help="alias to point at the new version (default champion)")
-    promote.add_argument("--force", action="store_true",
-                         help="move the alias even when its current version is better on the same data")
+    promote.add_argument(
+        "--force", action="store_true", help="move the alias even when its current version is better on the same data"
+    )
 
     model_help = "models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/model or a model folder"
     predict = command("predict", cmd_predict, "classify image files or folders with a registered model")
@@ -117,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_cluster_flags(parser, *, address_default: str | None) -> None:
-    parser.add_argument("--address", default=address_default,
-                        help="Ray cluster address (default $RAY_ADDRESS, else an embedded Ray)")
+    parser.add_argument(
+        "--address", default=address_default, help="Ray cluster address (default $RAY_ADDRESS, else an embedded Ray)"
+    )
     parser.add_argument("--storage", default="sweeps", help="where Tune keeps sweep state (default ./sweeps)")
 
 
@@ -169,8 +219,16 @@ def cmd_best(args) -> int:
 def cmd_promote(args) -> int:
     from sweep.results import promote_best
 
-    print(promote_best(args.sweep, args.tracking_uri, metric=args.metric, model_name=args.model_name,
-                       alias=args.alias, force=args.force))
+    print(
+        promote_best(
+            args.sweep,
+            args.tracking_uri,
+            metric=args.metric,
+            model_name=args.model_name,
+            alias=args.alias,
+            force=args.force,
+        )
+    )
     return 0
 
 
@@ -196,8 +254,16 @@ def cmd_predict(args) -> int:
         else:
             print(item.line(), flush=True)
     if args.json:
-        print(json.dumps({"model": args.model, "predictions": [p.as_dict() for p in predictions],
-                          "errors": [f.as_dict() for f in failures]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "predictions": [p.as_dict() for p in predictions],
+                    "errors": [f.as_dict() for f in failures],
+                },
+                indent=2,
+            )
+        )
     return EXIT_USAGE if failures else 0
 
 
@@ -211,12 +277,17 @@ def cmd_serve(args) -> int:
         try:
             probe.bind((args.host, args.port))
         except OSError as exc:
-            raise UsageError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port") from None
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port"
+            ) from None
     model = _open_model(args)
     url = f"http://{args.host}:{args.port}"
     body = """'{"dataframe_split": {"columns": ["image"], "data": [["'$(base64 -w0 IMAGE.jpg)'"]]}}'"""
-    print(f"scenesweep: serving {args.model} at {url}/invocations (Ctrl-C to stop); try:\n"
-          f"  curl -s {url}/invocations -H 'Content-Type: application/json' -d {body}", flush=True)
+    print(
+        f"scenesweep: serving {args.model} at {url}/invocations (Ctrl-C to stop); try:\n"
+        f"  curl -s {url}/invocations -H 'Content-Type: application/json' -d {body}",
+        flush=True,
+    )
     try:
         serve(model, host=args.host, port=args.port)
     except KeyboardInterrupt:

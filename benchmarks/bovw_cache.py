@@ -31,8 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = os.environ.get("MIT_SPLIT_64") or next(
-    (str(p) for p in (ROOT.parent / "shared/data/mit_split_64", ROOT.parents[1] / "shared/data/mit_split_64")
-     if (p / "train").is_dir()), str(ROOT.parent / "shared/data/mit_split_64"))
+    (
+        str(p)
+        for p in (ROOT.parent / "shared/data/mit_split_64", ROOT.parents[1] / "shared/data/mit_split_64")
+        if (p / "train").is_dir()
+    ),
+    str(ROOT.parent / "shared/data/mit_split_64"),
+)
 SWEEP_PINS = ["descriptor=dense_sift", "upscale=2", "dense_step=8", "patch_sizes=8,16", "color=grey"]
 
 
@@ -57,16 +62,27 @@ def bench_cache(data: str, cpus: int, folds: int) -> dict:
             outcome = fit_and_evaluate(PAPER_BEST, dataset, "bovw", session)
             seconds = time.perf_counter() - started
             metrics = outcome.metrics
-            runs.append({"cache": label, "trial_seconds": round(seconds, 1),
-                         "extract_seconds": round(metrics["descriptor_extract_seconds"], 1),
-                         "load_seconds": round(metrics["descriptor_load_seconds"], 2),
-                         "hits": metrics["descriptor_cache_hits"], "misses": metrics["descriptor_cache_misses"],
-                         "cv_accuracy": round(metrics["cv_accuracy"], 4),
-                         "test_accuracy": round(metrics["test_accuracy"], 4)})
+            runs.append(
+                {
+                    "cache": label,
+                    "trial_seconds": round(seconds, 1),
+                    "extract_seconds": round(metrics["descriptor_extract_seconds"], 1),
+                    "load_seconds": round(metrics["descriptor_load_seconds"], 2),
+                    "hits": metrics["descriptor_cache_hits"],
+                    "misses": metrics["descriptor_cache_misses"],
+                    "cv_accuracy": round(metrics["cv_accuracy"], 4),
+                    "test_accuracy": round(metrics["test_accuracy"], 4),
+                }
+            )
     cold, warm = runs
     assert cold["test_accuracy"] == warm["test_accuracy"], "a warm cache changed the result"
-    return {"config": PAPER_BEST, "cpus": cpus, "cv_folds": folds, "runs": runs,
-            "cold_over_warm": round(cold["trial_seconds"] / warm["trial_seconds"], 2)}
+    return {
+        "config": PAPER_BEST,
+        "cpus": cpus,
+        "cv_folds": folds,
+        "runs": runs,
+        "cold_over_warm": round(cold["trial_seconds"] / warm["trial_seconds"], 2),
+    }
 
 
 def bench_sweep(data: str, samples: int, cpus: int, concurrent: int, folds: int, pins: list[str]) -> dict:
@@ -77,32 +93,76 @@ def bench_sweep(data: str, samples: int, cpus: int, concurrent: int, folds: int,
 
     with tempfile.TemporaryDirectory(prefix="bovw-sweep-") as folder:
         uri = f"sqlite:///{folder}/mlruns.db"
-        command = [sys.executable, str(ROOT / "orchestrator.py"), "sweep", "--space", "bovw", "--data", data,
-                   "--samples", str(samples), "--search", "tpe", "--seed", "0", "--name", "bovw-bench",
-                   "--cpus-per-trial", str(cpus), "--max-concurrent", str(concurrent), "--cv-folds", str(folds),
-                   "--tracking-uri", uri, "--storage", f"{folder}/sweeps",
-                   *[arg for pin in pins for arg in ("--fix", pin)]]
+        command = [
+            sys.executable,
+            str(ROOT / "orchestrator.py"),
+            "sweep",
+            "--space",
+            "bovw",
+            "--data",
+            data,
+            "--samples",
+            str(samples),
+            "--search",
+            "tpe",
+            "--seed",
+            "0",
+            "--name",
+            "bovw-bench",
+            "--cpus-per-trial",
+            str(cpus),
+            "--max-concurrent",
+            str(concurrent),
+            "--cv-folds",
+            str(folds),
+            "--tracking-uri",
+            uri,
+            "--storage",
+            f"{folder}/sweeps",
+            *[arg for pin in pins for arg in ("--fix", pin)],
+        ]
         started = time.perf_counter()
         done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"sweep failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         client = MlflowClient(uri)
-        summary = summarise(client, target_from_run(find_sweep_run(client, "bovw-bench")), metric="cv_accuracy", mode="max")
+        summary = summarise(
+            client, target_from_run(find_sweep_run(client, "bovw-bench")), metric="cv_accuracy", mode="max"
+        )
         ranked = summary.ranked()
         best = ranked[0]
         return {
             "command": " ".join(["orchestrator.py", *command[2:]]).replace(folder, "TMP"),
-            "samples": samples, "cpus_per_trial": cpus, "max_concurrent": concurrent, "cv_folds": folds, "pins": pins,
-            "wall_seconds": round(wall, 1), "counts": dict(summary.counts()),
-            "best_trial": best.trial_id, "best_cv_accuracy": round(best.metrics["cv_accuracy"], 4),
+            "samples": samples,
+            "cpus_per_trial": cpus,
+            "max_concurrent": concurrent,
+            "cv_folds": folds,
+            "pins": pins,
+            "wall_seconds": round(wall, 1),
+            "counts": dict(summary.counts()),
+            "best_trial": best.trial_id,
+            "best_cv_accuracy": round(best.metrics["cv_accuracy"], 4),
             "best_cv_accuracy_std": round(best.metrics.get("cv_accuracy_std", float("nan")), 4),
-            "best_test_accuracy": round(best.metrics["test_accuracy"], 4), "best_config": best.config,
-            "paper_config_cv_accuracy": next((round(r.metrics["cv_accuracy"], 4) for r in summary.rows
-                                              if r.params.get("gmm_components") == "16" and r.status == "FINISHED"), None),
-            "top5": [{"trial": r.trial_id, "cv_accuracy": round(r.metrics["cv_accuracy"], 4),
-                      "test_accuracy": round(r.metrics["test_accuracy"], 4), "fit_seconds": round(r.metrics["fit_seconds"], 1)}
-                     for r in ranked[:5]],
+            "best_test_accuracy": round(best.metrics["test_accuracy"], 4),
+            "best_config": best.config,
+            "paper_config_cv_accuracy": next(
+                (
+                    round(r.metrics["cv_accuracy"], 4)
+                    for r in summary.rows
+                    if r.params.get("gmm_components") == "16" and r.status == "FINISHED"
+                ),
+                None,
+            ),
+            "top5": [
+                {
+                    "trial": r.trial_id,
+                    "cv_accuracy": round(r.metrics["cv_accuracy"], 4),
+                    "test_accuracy": round(r.metrics["test_accuracy"], 4),
+                    "fit_seconds": round(r.metrics["fit_seconds"], 1),
+                }
+                for r in ranked[:5]
+            ],
             "errors": dict(summary.errors),
         }
 
@@ -117,8 +177,11 @@ def main() -> None:
     parser.add_argument("--max-concurrent", type=int, default=2)
     parser.add_argument("--cv-folds", type=int, default=8)
     parser.add_argument("--fix", action="append", default=None, help="sweep pins (default: the dense SIFT settings)")
-    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"),
-                        help="folder for the JSON results (default benchmarks/results)")
+    parser.add_argument(
+        "--results",
+        default=str(ROOT / "benchmarks" / "results"),
+        help="folder for the JSON results (default benchmarks/results)",
+    )
     args = parser.parse_args()
     out = Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,21 +191,30 @@ def main() -> None:
         print(f"\nBoVW trial, paper config, {args.cpus} threads ({result['machine']})")
         print(f"{'cache':6} {'trial_s':>8} {'extract_s':>10} {'load_s':>7} {'cv_acc':>7} {'test_acc':>8}")
         for run in result["runs"]:
-            print(f"{run['cache']:6} {run['trial_seconds']:8.1f} {run['extract_seconds']:10.1f} {run['load_seconds']:7.2f} "
-                  f"{run['cv_accuracy']:7.4f} {run['test_accuracy']:8.4f}")
+            print(
+                f"{run['cache']:6} {run['trial_seconds']:8.1f} {run['extract_seconds']:10.1f} {run['load_seconds']:7.2f} "
+                f"{run['cv_accuracy']:7.4f} {run['test_accuracy']:8.4f}"
+            )
         print(f"cold / warm: {result['cold_over_warm']:.2f}x")
     if args.part in ("sweep", "both"):
         pins = args.fix if args.fix is not None else SWEEP_PINS
-        result = {"machine": machine(), "data": args.data,
-                  **bench_sweep(args.data, args.samples, args.cpus_per_trial, args.max_concurrent, args.cv_folds, pins)}
+        result = {
+            "machine": machine(),
+            "data": args.data,
+            **bench_sweep(args.data, args.samples, args.cpus_per_trial, args.max_concurrent, args.cv_folds, pins),
+        }
         (out / "bovw_sweep.json").write_text(json.dumps(result, indent=2))
         print(f"\nBoVW TPE sweep, {args.samples} trials ({result['machine']})")
         print(f"wall {result['wall_seconds'] / 60:.1f} min, trials {result['counts']}")
-        print(f"best {result['best_trial']}: cv_accuracy {result['best_cv_accuracy']:.4f} ± {result['best_cv_accuracy_std']:.4f}, "
-              f"test_accuracy {result['best_test_accuracy']:.4f}")
+        print(
+            f"best {result['best_trial']}: cv_accuracy {result['best_cv_accuracy']:.4f} ± {result['best_cv_accuracy_std']:.4f}, "
+            f"test_accuracy {result['best_test_accuracy']:.4f}"
+        )
         print("config: " + json.dumps(result["best_config"], sort_keys=True))
         for row in result["top5"]:
-            print(f"  {row['trial']}  cv {row['cv_accuracy']:.4f}  test {row['test_accuracy']:.4f}  fit {row['fit_seconds']:.0f}s")
+            print(
+                f"  {row['trial']}  cv {row['cv_accuracy']:.4f}  test {row['test_accuracy']:.4f}  fit {row['fit_seconds']:.0f}s"
+            )
 
 
 if __name__ == "__main__":

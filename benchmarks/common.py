@@ -32,10 +32,15 @@ class BenchmarkError(Exception):
 
 def parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--data", default=str(DEFAULT_DATA),
-                        help=f"MIT_split folder (default {DEFAULT_DATA}; 'demo' for the built-in data)")
+    parser.add_argument(
+        "--data",
+        default=str(DEFAULT_DATA),
+        help=f"MIT_split folder (default {DEFAULT_DATA}; 'demo' for the built-in data)",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the benchmark works (for tests)")
-    parser.add_argument("--results", default=str(RESULTS), help="folder for the JSON result (default benchmarks/results)")
+    parser.add_argument(
+        "--results", default=str(RESULTS), help="folder for the JSON result (default benchmarks/results)"
+    )
     return parser
 
 
@@ -55,8 +60,9 @@ def main(run, args) -> int:
 
 def check_data(data: str) -> None:
     if data != "demo" and not (Path(data) / "train").is_dir():
-        raise BenchmarkError(f"--data {data} has no train/ folder; pass an MIT_split folder "
-                             f"(e.g. ../shared/data/mit_split_64) or 'demo'")
+        raise BenchmarkError(
+            f"--data {data} has no train/ folder; pass an MIT_split folder (e.g. ../shared/data/mit_split_64) or 'demo'"
+        )
 
 
 def machine() -> dict:
@@ -140,17 +146,29 @@ def run_sweep(*, name: str, workdir: Path, args: list[str], timeout: float = 360
     uri = f"sqlite:///{workdir / 'mlruns.db'}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
-    command = [sys.executable, str(ROOT / "orchestrator.py"), "sweep", "--name", name, "--tracking-uri", uri,
-               "--storage", str(workdir / "sweeps"), *args]
+    command = [
+        sys.executable,
+        str(ROOT / "orchestrator.py"),
+        "sweep",
+        "--name",
+        name,
+        "--tracking-uri",
+        uri,
+        "--storage",
+        str(workdir / "sweeps"),
+        *args,
+    ]
     started = time.time()
-    result = subprocess.run(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                            text=True, timeout=timeout)
+    result = subprocess.run(
+        command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+    )
     ended = time.time()
     output = result.stdout + result.stderr
     if result.returncode != 0:
         raise RuntimeError(f"sweep {name} failed with exit code {result.returncode}:\n{output[-4000:]}")
-    return SweepRun(name=name, uri=uri, workdir=workdir, started=started, ended=ended,
-                    returncode=result.returncode, output=output)
+    return SweepRun(
+        name=name, uri=uri, workdir=workdir, started=started, ended=ended, returncode=result.returncode, output=output
+    )
 
 
 def trial_runs_of(sweep: SweepRun) -> list:

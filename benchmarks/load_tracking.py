@@ -29,17 +29,34 @@ from tests.topology import Postgres, Unavailable  # noqa: E402
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr")
 FINAL_METRICS = ("test_accuracy", "test_loss", "params", "accuracy_per_param", "fit_seconds")
 ARTIFACTS = {"confusion_matrix.png", "classification_report.json", "test_predictions.csv", "learning_curves.png"}
-SMALL = ["--fix", "input_size=32", "--fix", "base_width=8", "--fix", "blocks=3", "--fix", "kernel_size=3",
-         "--fix", "convs_per_block=1"]
+SMALL = [
+    "--fix",
+    "input_size=32",
+    "--fix",
+    "base_width=8",
+    "--fix",
+    "blocks=3",
+    "--fix",
+    "kernel_size=3",
+    "--fix",
+    "convs_per_block=1",
+]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
-    parser.add_argument("--cpus-per-trial", type=float, default=0.25,
-                        help="CPUs per trial: 0.25 on 2 cores = 8 trials at once (default 0.25)")
-    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"),
-                        help="folder for the JSON result (default benchmarks/results)")
+    parser.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        default=0.25,
+        help="CPUs per trial: 0.25 on 2 cores = 8 trials at once (default 0.25)",
+    )
+    parser.add_argument(
+        "--results",
+        default=str(ROOT / "benchmarks" / "results"),
+        help="folder for the JSON result (default benchmarks/results)",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="scenesweep-load-"))
@@ -57,10 +74,34 @@ def main() -> int:
         load_before = os.getloadavg()[0]  # other work on the machine skews the figure: say how much
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, str(ROOT / "orchestrator.py"), "sweep", "--data", "demo", "--samples", str(args.trials),
-             "--epochs", "1", "--scheduler", "fifo", "--cpus-per-trial", str(args.cpus_per_trial), "--name", name,
-             "--experiment", "load", "--tracking-uri", server.uri, *SMALL],
-            cwd=workdir, env=cli_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            [
+                sys.executable,
+                str(ROOT / "orchestrator.py"),
+                "sweep",
+                "--data",
+                "demo",
+                "--samples",
+                str(args.trials),
+                "--epochs",
+                "1",
+                "--scheduler",
+                "fifo",
+                "--cpus-per-trial",
+                str(args.cpus_per_trial),
+                "--name",
+                name,
+                "--experiment",
+                "load",
+                "--tracking-uri",
+                server.uri,
+                *SMALL,
+            ],
+            cwd=workdir,
+            env=cli_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - started
         (workdir / "sweep.log").write_text(result.stdout + result.stderr)
         check = read_back(server.uri, name, args.trials)
@@ -99,8 +140,9 @@ def read_back(uri: str, sweep: str, expected: int) -> dict:
     experiment = client.get_experiment_by_name("load")
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment.experiment_id], f"tags.`scenesweep.sweep` = '{sweep}'",
-                                  max_results=1000, page_token=token)
+        page = client.search_runs(
+            [experiment.experiment_id], f"tags.`scenesweep.sweep` = '{sweep}'", max_results=1000, page_token=token
+        )
         runs += page
         token = page.token
         if not token:
@@ -111,13 +153,28 @@ def read_back(uri: str, sweep: str, expected: int) -> dict:
         missing = [k for k in (*EPOCH_METRICS, *FINAL_METRICS) if k not in run.data.metrics]
         steps = {k: [m.step for m in client.get_metric_history(run.info.run_id, k)] for k in EPOCH_METRICS}
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        if run.info.status != "FINISHED" or missing or any(s != [1] for s in steps.values()) or not ARTIFACTS <= artifacts:
-            problems.append({"run": run.info.run_id, "status": run.info.status, "missing": missing,
-                             "error": run.data.tags.get("scenesweep.error", "")})
+        if (
+            run.info.status != "FINISHED"
+            or missing
+            or any(s != [1] for s in steps.values())
+            or not ARTIFACTS <= artifacts
+        ):
+            problems.append(
+                {
+                    "run": run.info.run_id,
+                    "status": run.info.status,
+                    "missing": missing,
+                    "error": run.data.tags.get("scenesweep.error", ""),
+                }
+            )
         else:
             complete += 1
-    return {"child_runs": len(children), "complete_runs": complete, "expected_runs": expected,
-            "problems": problems[:10]}
+    return {
+        "child_runs": len(children),
+        "complete_runs": complete,
+        "expected_runs": expected,
+        "problems": problems[:10],
+    }
 
 
 if __name__ == "__main__":

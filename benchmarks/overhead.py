@@ -34,8 +34,17 @@ from pathlib import Path
 from benchmarks.common import CACHE, format_table, main, parser, run_sweep, trial_runs_of
 
 # Small and fixed, so training time is short and the same from trial to trial.
-PINS = {"blocks": 3, "base_width": 8, "convs_per_block": 1, "kernel_size": 3, "depthwise": False,
-        "residual": False, "input_size": 32, "batch_size": 64, "lr_finder": False}
+PINS = {
+    "blocks": 3,
+    "base_width": 8,
+    "convs_per_block": 1,
+    "kernel_size": 3,
+    "depthwise": False,
+    "residual": False,
+    "input_size": 32,
+    "batch_size": 64,
+    "lr_finder": False,
+}
 SEED = 0
 
 
@@ -49,20 +58,31 @@ def run(args):
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as folder:
         sweep = scenesweep(Path(folder), data, trials=trials, epochs=epochs, threads=threads, per_class=per_class)
     rows = compare(plain, sweep, trials)
-    payload = {"settings": {"trials": trials, "epochs": epochs, "threads": threads, "data": data,
-                            "per_class": per_class, "pins": PINS, "seed": SEED},
-               "plain": plain, "scenesweep": sweep, "rows": rows}
+    payload = {
+        "settings": {
+            "trials": trials,
+            "epochs": epochs,
+            "threads": threads,
+            "data": data,
+            "per_class": per_class,
+            "pins": PINS,
+            "seed": SEED,
+        },
+        "plain": plain,
+        "scenesweep": sweep,
+        "rows": rows,
+    }
     return "overhead", payload, format_table(rows, ["seconds", "plain_optuna", "scenesweep"])
 
 
 def plain_optuna(data: str, *, trials: int, epochs: int, threads: int, per_class: int | None) -> dict:
     import optuna
 
-    from sweep.tuner import make_sampler
     from search_spaces import PinnedSpace
+    from sweep.tuner import make_sampler
     from trainables.core.data import DataSpec, load_dataset
-    from trainables.families import get_family
     from trainables.core.session import TrialSession
+    from trainables.families import get_family
     from trainables.trial import fit_and_evaluate, seed_everything, set_threads
 
     started = time.perf_counter()
@@ -100,9 +120,26 @@ def plain_optuna(data: str, *, trials: int, epochs: int, threads: int, per_class
 
 
 def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: int, per_class: int | None) -> dict:
-    args = ["--space", "tinynet", "--data", data, "--samples", str(trials), "--epochs", str(epochs),
-            "--scheduler", "fifo", "--max-concurrent", "1", "--cpus-per-trial", str(threads),
-            "--seed", str(SEED), "--cache-dir", str(CACHE)]
+    args = [
+        "--space",
+        "tinynet",
+        "--data",
+        data,
+        "--samples",
+        str(trials),
+        "--epochs",
+        str(epochs),
+        "--scheduler",
+        "fifo",
+        "--max-concurrent",
+        "1",
+        "--cpus-per-trial",
+        str(threads),
+        "--seed",
+        str(SEED),
+        "--cache-dir",
+        str(CACHE),
+    ]
     if per_class:
         args += ["--per-class", str(per_class)]
     for key, value in PINS.items():
@@ -117,8 +154,17 @@ def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: i
     first_start = runs[0].info.start_time / 1000
     last_end = max(r.info.end_time for r in runs) / 1000
     loop = last_end - first_start
-    total = {key: metric(key) for key in ("fit_seconds", "epoch_log_seconds", "tune_seconds", "tracking_seconds",
-                                          "model_log_seconds", "trial_seconds")}
+    total = {
+        key: metric(key)
+        for key in (
+            "fit_seconds",
+            "epoch_log_seconds",
+            "tune_seconds",
+            "tracking_seconds",
+            "model_log_seconds",
+            "trial_seconds",
+        )
+    }
     return {
         "wall_seconds": sweep.wall,
         "startup_seconds": first_start - sweep.started,  # imports, Ray start, data, parent run, first actor
@@ -127,7 +173,9 @@ def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: i
         "train_seconds": total["fit_seconds"] - total["epoch_log_seconds"] - total["tune_seconds"],
         **total,
         "between_trials_seconds": loop - total["trial_seconds"],  # Tune's loop, searcher, actor start
-        "in_trial_rest_seconds": total["trial_seconds"] - total["fit_seconds"] - total["tracking_seconds"]
+        "in_trial_rest_seconds": total["trial_seconds"]
+        - total["fit_seconds"]
+        - total["tracking_seconds"]
         - total["model_log_seconds"],  # test evaluation, seeding, imports
         "best_val_accuracy": max(r.data.metrics.get("val_accuracy", 0.0) for r in runs),
     }
@@ -139,8 +187,11 @@ def compare(plain: dict, sweep: dict, trials: int) -> list[dict]:
         ("wall, total (s)", plain["wall_seconds"], sweep["wall_seconds"]),
         ("start-up + finish, once (s)", plain["startup_seconds"], sweep["startup_seconds"] + sweep["finish_seconds"]),
         ("training, per trial", per(plain["fit_seconds"]), per(sweep["train_seconds"])),
-        ("OVERHEAD, per trial", per(plain["loop_seconds"] - plain["fit_seconds"]),
-         per(sweep["loop_seconds"] - sweep["train_seconds"])),
+        (
+            "OVERHEAD, per trial",
+            per(plain["loop_seconds"] - plain["fit_seconds"]),
+            per(sweep["loop_seconds"] - sweep["train_seconds"]),
+        ),
         ("  searcher / between trials", per(plain["searcher_seconds"]), per(sweep["between_trials_seconds"])),
         ("  MLflow per-epoch logs", 0.0, per(sweep["epoch_log_seconds"])),
         ("  MLflow run, params, artifacts", 0.0, per(sweep["tracking_seconds"])),

@@ -41,10 +41,29 @@ def run(args):
     rows = []
     for level in levels:
         cpus = args.cpus_per_trial or max(1, cores // (max(levels) if gpu else level))
-        cli = ["--space", "tinynet", "--data", data, "--samples", str(trials), "--epochs", str(epochs),
-               "--search", "random", "--scheduler", "fifo", "--max-concurrent", str(level),
-               "--cpus-per-trial", str(cpus), "--gpus-per-trial", str(1 / level if gpu else 0),
-               "--cache-dir", str(CACHE), *paper_pins()]
+        cli = [
+            "--space",
+            "tinynet",
+            "--data",
+            data,
+            "--samples",
+            str(trials),
+            "--epochs",
+            str(epochs),
+            "--search",
+            "random",
+            "--scheduler",
+            "fifo",
+            "--max-concurrent",
+            str(level),
+            "--cpus-per-trial",
+            str(cpus),
+            "--gpus-per-trial",
+            str(1 / level if gpu else 0),
+            "--cache-dir",
+            str(CACHE),
+            *paper_pins(),
+        ]
         if args.quick:
             cli += ["--per-class", "4", "--fix", "lr_finder=false"]  # the finder's 60 steps dwarf a tiny trial
         with tempfile.TemporaryDirectory(prefix="bench-packing-") as folder:
@@ -52,24 +71,36 @@ def run(args):
             runs = [r for r in trial_runs_of(sweep) if r.info.status == "FINISHED"]
         opened = min(r.info.start_time for r in runs) / 1000
         closed = max(r.info.end_time for r in runs) / 1000
-        rows.append({
-            "concurrent": level,
-            "gpus_per_trial": round(1 / level, 4) if gpu else 0,
-            "cpus_per_trial": cpus,
-            "trials": len(runs),
-            "trials_per_hour": len(runs) / (closed - opened) * 3600,
-            "trials_per_hour_with_startup": len(runs) / sweep.wall * 3600,
-            "median_fit_seconds": statistics.median(r.data.metrics["fit_seconds"] for r in runs),
-            "median_epoch_seconds": statistics.median(_epoch_seconds(sweep, r) for r in runs),
-            "startup_seconds": opened - sweep.started,
-        })
+        rows.append(
+            {
+                "concurrent": level,
+                "gpus_per_trial": round(1 / level, 4) if gpu else 0,
+                "cpus_per_trial": cpus,
+                "trials": len(runs),
+                "trials_per_hour": len(runs) / (closed - opened) * 3600,
+                "trials_per_hour_with_startup": len(runs) / sweep.wall * 3600,
+                "median_fit_seconds": statistics.median(r.data.metrics["fit_seconds"] for r in runs),
+                "median_epoch_seconds": statistics.median(_epoch_seconds(sweep, r) for r in runs),
+                "startup_seconds": opened - sweep.started,
+            }
+        )
     for row in rows:
         row["gain_vs_1"] = row["trials_per_hour"] / rows[0]["trials_per_hour"]
-    payload = {"settings": {"levels": levels, "trials": trials, "epochs": epochs, "data": data, "gpu": gpu,
-                            "cores": cores},
-               "rows": rows}
-    columns = ["concurrent", "gpus_per_trial", "cpus_per_trial", "trials", "trials_per_hour", "gain_vs_1",
-               "trials_per_hour_with_startup", "median_fit_seconds", "median_epoch_seconds"]
+    payload = {
+        "settings": {"levels": levels, "trials": trials, "epochs": epochs, "data": data, "gpu": gpu, "cores": cores},
+        "rows": rows,
+    }
+    columns = [
+        "concurrent",
+        "gpus_per_trial",
+        "cpus_per_trial",
+        "trials",
+        "trials_per_hour",
+        "gain_vs_1",
+        "trials_per_hour_with_startup",
+        "median_fit_seconds",
+        "median_epoch_seconds",
+    ]
     return "packing", payload, format_table(rows, columns)
 
 
@@ -82,12 +113,21 @@ def _epoch_seconds(sweep, run) -> float:
 
 def build_parser():
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--levels", type=int, nargs="+", default=None,
-                   help="concurrent trials to try (default 1 4 8 on a GPU, 1 2 on CPU)")
+    p.add_argument(
+        "--levels",
+        type=int,
+        nargs="+",
+        default=None,
+        help="concurrent trials to try (default 1 4 8 on a GPU, 1 2 on CPU)",
+    )
     p.add_argument("--trials", type=int, default=None, help="trials per level (default 16 on a GPU, 6 on CPU)")
     p.add_argument("--epochs", type=int, default=5, help="epochs per trial (default 5)")
-    p.add_argument("--cpus-per-trial", type=float, default=None,
-                   help="CPUs per trial (default: cores / the largest level on GPU, cores / level on CPU)")
+    p.add_argument(
+        "--cpus-per-trial",
+        type=float,
+        default=None,
+        help="CPUs per trial (default: cores / the largest level on GPU, cores / level on CPU)",
+    )
     return p
 
 

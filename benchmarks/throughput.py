@@ -49,14 +49,25 @@ def run(args):
     threads = args.threads or len(__import__("os").sched_getaffinity(0))
     set_threads(threads)
     epochs = 1 if args.quick else args.epochs
-    spec = DataSpec(source=str(Path(args.data).resolve()) if args.data != "demo" else "demo",
-                    per_class=4 if args.quick else None, cache_dir=args.cache_dir or str(CACHE))
+    spec = DataSpec(
+        source=str(Path(args.data).resolve()) if args.data != "demo" else "demo",
+        per_class=4 if args.quick else None,
+        cache_dir=args.cache_dir or str(CACHE),
+    )
     dataset = load_dataset(spec)
     rows = []
     if args.data != "demo":
         seed_everything(0)
-        rows.append(tutorial(Path(args.data), n_train=len(dataset.y_train), n_val=len(dataset.y_val), epochs=epochs,
-                             workers=args.workers, device=_device()))
+        rows.append(
+            tutorial(
+                Path(args.data),
+                n_train=len(dataset.y_train),
+                n_val=len(dataset.y_val),
+                epochs=epochs,
+                workers=args.workers,
+                device=_device(),
+            )
+        )
     for precision in args.precisions:
         seed_everything(0)
         rows.append(scenesweep(dataset, epochs=epochs, precision=precision))
@@ -66,22 +77,39 @@ def run(args):
         compiled = scenesweep(dataset, epochs=epochs, precision=args.precisions[-1], compile_mode="default")
         rows.append(compiled)
         saving = plain["epoch_seconds"] - compiled["epoch_seconds"]
-        one_off = (compiled["first_epoch_seconds"] - compiled["epoch_seconds"]) \
-            - (plain["first_epoch_seconds"] - plain["epoch_seconds"])
+        one_off = (compiled["first_epoch_seconds"] - compiled["epoch_seconds"]) - (
+            plain["first_epoch_seconds"] - plain["epoch_seconds"]
+        )
         compiled["compile_seconds"] = one_off
         compiled["break_even_epochs"] = one_off / saving if saving > 0 else None  # None: never pays back
     base = rows[0]["epoch_seconds"]
     for row in rows:
         row["speedup_vs_tutorial"] = base / row["epoch_seconds"] if args.data != "demo" else None
     payload = {
-        "settings": {"epochs": epochs, "threads": threads, "workers": args.workers, "batch_size": 32,
-                     "train_images": len(dataset.y_train), "val_images": len(dataset.y_val), "data": args.data,
-                     "device": str(_device()), "config": config()},
+        "settings": {
+            "epochs": epochs,
+            "threads": threads,
+            "workers": args.workers,
+            "batch_size": 32,
+            "train_images": len(dataset.y_train),
+            "val_images": len(dataset.y_val),
+            "data": args.data,
+            "device": str(_device()),
+            "config": config(),
+        },
         "paper_seconds_per_epoch": 3.0,
         "rows": rows,
     }
-    columns = ["trainer", "precision", "epoch_seconds", "first_epoch_seconds", "images_per_second",
-               "speedup_vs_tutorial", "cpu_seconds_per_epoch", "val_accuracy"] + (["break_even_epochs"] if args.compile else [])
+    columns = [
+        "trainer",
+        "precision",
+        "epoch_seconds",
+        "first_epoch_seconds",
+        "images_per_second",
+        "speedup_vs_tutorial",
+        "cpu_seconds_per_epoch",
+        "val_accuracy",
+    ] + (["break_even_epochs"] if args.compile else [])
     return "throughput", payload, format_table(rows, columns)
 
 
@@ -102,8 +130,14 @@ def scenesweep(dataset, *, epochs: int, precision: str, compile_mode: str | None
     cpu = cpu_seconds() - cpu
     seconds = [value for _, value in session.history["epoch_seconds"]]
     trainer = "scenesweep+compile" if compile_mode else "scenesweep"
-    return _row(trainer, resolve_precision(precision, _device()).name, seconds, len(dataset.y_train),
-                session.history["val_accuracy"][-1][1], cpu / epochs)
+    return _row(
+        trainer,
+        resolve_precision(precision, _device()).name,
+        seconds,
+        len(dataset.y_train),
+        session.history["val_accuracy"][-1][1],
+        cpu / epochs,
+    )
 
 
 def cpu_seconds() -> float:
@@ -124,8 +158,14 @@ def tutorial(root: Path, *, n_train: int, n_val: int, epochs: int, workers: int,
     from trainables.tinynet import build_model
 
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    train_tf = transforms.Compose([transforms.Resize((64, 64)), transforms.RandomHorizontalFlip(),
-                                   transforms.ToTensor(), transforms.Normalize(mean, std)])
+    train_tf = transforms.Compose(
+        [
+            transforms.Resize((64, 64)),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
+    )
     eval_tf = transforms.Compose([transforms.Resize((64, 64)), transforms.ToTensor(), transforms.Normalize(mean, std)])
     order = torch.randperm(len(datasets.ImageFolder(root / "train")), generator=torch.Generator().manual_seed(0))
     train_set = Subset(datasets.ImageFolder(root / "train", transform=train_tf), order[:n_train].tolist())
@@ -167,8 +207,9 @@ def tutorial(root: Path, *, n_train: int, n_val: int, epochs: int, workers: int,
     return _row("tutorial", "fp32", seconds, n_train, val_accuracy, (cpu_seconds() - cpu) / epochs)
 
 
-def _row(trainer: str, precision: str, seconds: list[float], n_train: int, val_accuracy: float,
-         cpu_per_epoch: float) -> dict:
+def _row(
+    trainer: str, precision: str, seconds: list[float], n_train: int, val_accuracy: float, cpu_per_epoch: float
+) -> dict:
     steady = seconds[1:] or seconds
     epoch_seconds = statistics.median(steady)
     return {
@@ -188,10 +229,18 @@ def build_parser():
     p.add_argument("--epochs", type=int, default=5, help="epochs per run (default 5)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: every core this process may use)")
     p.add_argument("--workers", type=int, default=2, help="the tutorial's DataLoader workers (default 2, as tutorials)")
-    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "auto", "bf16", "fp16"],
-                   help="scenesweep precisions to run (default: fp32 bf16)")
-    p.add_argument("--compile", action="store_true",
-                   help="also time scenesweep with torch.compile and its break-even point in epochs")
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32", "bf16"],
+        choices=["fp32", "auto", "bf16", "fp16"],
+        help="scenesweep precisions to run (default: fp32 bf16)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time scenesweep with torch.compile and its break-even point in epochs",
+    )
     p.add_argument("--cache-dir", default=None, help="decoded-data cache (default benchmarks/results/cache)")
     return p
 

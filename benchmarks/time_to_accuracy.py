@@ -27,9 +27,24 @@ def run(args):
     data = str(Path(args.data).resolve()) if args.data != "demo" else "demo"
     samples, epochs = (2, 1) if args.quick else (args.samples, args.epochs)
     target = 0.0 if args.quick else args.target
-    cli = ["--space", "tinynet", "--data", data, "--samples", str(samples), "--epochs", str(epochs),
-           "--cpus-per-trial", str(args.cpus_per_trial), "--max-concurrent", str(args.max_concurrent),
-           "--seed", str(args.seed), "--cache-dir", str(CACHE)]
+    cli = [
+        "--space",
+        "tinynet",
+        "--data",
+        data,
+        "--samples",
+        str(samples),
+        "--epochs",
+        str(epochs),
+        "--cpus-per-trial",
+        str(args.cpus_per_trial),
+        "--max-concurrent",
+        str(args.max_concurrent),
+        "--seed",
+        str(args.seed),
+        "--cache-dir",
+        str(CACHE),
+    ]
     if args.gpus_per_trial is not None:
         cli += ["--gpus-per-trial", str(args.gpus_per_trial)]
     if args.quick:
@@ -42,14 +57,22 @@ def run(args):
         points = []  # (seconds since the command started, trial, epoch, val_accuracy)
         for trial in runs:
             for point in client.get_metric_history(trial.info.run_id, "val_accuracy"):
-                points.append((point.timestamp / 1000 - sweep.started, trial.data.tags.get("scenesweep.trial_id"),
-                               point.step, point.value))
+                points.append(
+                    (
+                        point.timestamp / 1000 - sweep.started,
+                        trial.data.tags.get("scenesweep.trial_id"),
+                        point.step,
+                        point.value,
+                    )
+                )
         summary = sweep_summary(sweep)
     reached = [p for p in points if p[3] >= target]
     first = min(reached) if reached else None
     # The whole curve: when the sweep first reached each accuracy level.
-    curve = {f"{level:.2f}": min((p[0] for p in points if p[3] >= level), default=None)
-             for level in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)}
+    curve = {
+        f"{level:.2f}": min((p[0] for p in points if p[3] >= level), default=None)
+        for level in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+    }
     best = summary.best
     result = {
         "target_val_accuracy": target,
@@ -67,13 +90,32 @@ def run(args):
         "best_config": best.config if best else None,
         "seconds_to_each_level": curve,
     }
-    payload = {"settings": {"samples": samples, "epochs": epochs, "target": target, "data": data,
-                            "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
-                            "max_concurrent": args.max_concurrent, "seed": args.seed,
-                            "cores": len(os.sched_getaffinity(0))},
-               **result}
-    row = {k: result[k] for k in ("target_val_accuracy", "seconds_to_target", "reached_at_epoch", "sweep_seconds",
-                                  "trials", "best_val_accuracy", "best_test_accuracy")}
+    payload = {
+        "settings": {
+            "samples": samples,
+            "epochs": epochs,
+            "target": target,
+            "data": data,
+            "cpus_per_trial": args.cpus_per_trial,
+            "gpus_per_trial": args.gpus_per_trial,
+            "max_concurrent": args.max_concurrent,
+            "seed": args.seed,
+            "cores": len(os.sched_getaffinity(0)),
+        },
+        **result,
+    }
+    row = {
+        k: result[k]
+        for k in (
+            "target_val_accuracy",
+            "seconds_to_target",
+            "reached_at_epoch",
+            "sweep_seconds",
+            "trials",
+            "best_val_accuracy",
+            "best_test_accuracy",
+        )
+    }
     return "time_to_accuracy", payload, format_table([row], list(row))
 
 

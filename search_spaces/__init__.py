@@ -99,7 +99,9 @@ def parse_pins(space: str, assignments: list[str]) -> dict:
         if not sep or not key:
             raise ValueError(f"--fix {assignment!r} is not KEY=VALUE (e.g. --fix input_size=64)")
         if key not in distributions:
-            raise ValueError(f"--fix {key}: {family} has no parameter {key!r}; it has {', '.join(sorted(distributions))}")
+            raise ValueError(
+                f"--fix {key}: {family} has no parameter {key!r}; it has {', '.join(sorted(distributions))}"
+            )
         reason = unavailable(space).get(key, {}).get(raw.strip().lower())
         if reason:
             raise ValueError(f"--fix {key}={raw.strip()}: {reason}")
@@ -119,6 +121,9 @@ def _typed(raw: str, distribution, key: str):
         value = int(raw) if isinstance(distribution, IntDistribution) else float(raw)
     except ValueError:
         raise ValueError(f"--fix {key}={raw}: expected a number") from None
-    if isinstance(distribution, (IntDistribution, FloatDistribution)) and not distribution.low <= value <= distribution.high:
+    if (
+        isinstance(distribution, (IntDistribution, FloatDistribution))
+        and not distribution.low <= value <= distribution.high
+    ):
         raise ValueError(f"--fix {key}={raw}: out of the space's range [{distribution.low}, {distribution.high}]")
     return value

@@ -18,8 +18,10 @@ from __future__ import annotations
 MAX_FEATURES = 32768  # encoded dimensions per image; beyond this memory and SVM models grow unreasonably
 # Histogram-intersection / chi2 kernels cost len^2 * dims elementwise work without BLAS: keep them shorter.
 MAX_ADDITIVE_FEATURES = 8192
-SURF_UNAVAILABLE = ("SURF is patented (non-free) and is not in the pip builds of OpenCV "
-                    "(opencv-contrib-python-headless); use sift, dense_sift, daisy or orb instead")
+SURF_UNAVAILABLE = (
+    "SURF is patented (non-free) and is not in the pip builds of OpenCV "
+    "(opencv-contrib-python-headless); use sift, dense_sift, daisy or orb instead"
+)
 
 # The paper's best BoVW: dense SIFT, Fisher vectors from a 16-component GMM on PCA-32 descriptors,
 # RBF SVM (0.80 test accuracy on the full-size images). 64-pixel images are upscaled to 128 first.

@@ -7,8 +7,19 @@ augmentation's magnitude when that augmentation is on.
 
 from __future__ import annotations
 
-BLOCKS = ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
-          "Mixed_7a", "Mixed_7b", "Mixed_7c")
+BLOCKS = (
+    "Mixed_5b",
+    "Mixed_5c",
+    "Mixed_5d",
+    "Mixed_6a",
+    "Mixed_6b",
+    "Mixed_6c",
+    "Mixed_6d",
+    "Mixed_6e",
+    "Mixed_7a",
+    "Mixed_7b",
+    "Mixed_7c",
+)
 MODES = ("head", "unfreeze", "cut")
 HEAD_ACTIVATIONS = ("relu", "elu", "tanh")
 NATIVE_INPUT = 299  # what InceptionV3 was designed and pretrained for

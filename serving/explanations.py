@@ -13,17 +13,18 @@ from pathlib import Path
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from tracking.artifacts import image_grid_png
 from serving.gradcam import grad_cam, overlay, pick_examples, supports_gradcam
 from serving.models import load_model, scene_classifier
+from tracking.artifacts import image_grid_png
 from tracking.runs import TAG_MODEL_URI
 from tracking.summary import TAG_BEST_RUN_ID
 
 GRADCAM_FILE = "gradcam.png"
 
 
-def log_best_trial_gradcam(client: MlflowClient, parent_run_id: str, dataset, *, tracking_uri: str,
-                           count: int = 16) -> str | None:
+def log_best_trial_gradcam(
+    client: MlflowClient, parent_run_id: str, dataset, *, tracking_uri: str, count: int = 16
+) -> str | None:
     """Log gradcam.png on the sweep's best trial; returns that run's id, or None when not a CNN."""
     best_run_id = client.get_run(parent_run_id).data.tags.get(TAG_BEST_RUN_ID)
     if not best_run_id:
@@ -47,10 +48,17 @@ def gradcam_grid_png(classifier, images: np.ndarray, labels: np.ndarray, path: P
     cams = grad_cam(classifier, images)
     names = classifier.class_names
     overlays = [overlay(image, heatmap) for image, heatmap in zip(images, cams.heatmaps)]
-    titles = [f"{names[t]} {cams.probabilities[i, t]:.2f}\n(true {names[y]})"
-              for i, (t, y) in enumerate(zip(cams.targets, labels))]
-    return image_grid_png(overlays, titles, path, correct=list(cams.targets == labels),
-                          title="Grad-CAM of the predicted class (test images)")
+    titles = [
+        f"{names[t]} {cams.probabilities[i, t]:.2f}\n(true {names[y]})"
+        for i, (t, y) in enumerate(zip(cams.targets, labels))
+    ]
+    return image_grid_png(
+        overlays,
+        titles,
+        path,
+        correct=list(cams.targets == labels),
+        title="Grad-CAM of the predicted class (test images)",
+    )
 
 
 class ExplainError(ValueError):
@@ -74,8 +82,9 @@ def read_explain_inputs(image_path: Path, out: Path) -> np.ndarray:
     return image
 
 
-def explain_image(image: np.ndarray, image_path: Path, out: Path, model, *, model_uri: str,
-                  target: str | None = None) -> str:
+def explain_image(
+    image: np.ndarray, image_path: Path, out: Path, model, *, model_uri: str, target: str | None = None
+) -> str:
     """Write the Grad-CAM overlay of `model`'s prediction for `image` to `out`; returns the line the
     CLI prints."""
     import cv2
@@ -88,8 +97,11 @@ def explain_image(image: np.ndarray, image_path: Path, out: Path, model, *, mode
     if target is not None and target not in names:
         raise ExplainError(f"--class {target!r} is not one of the model's classes: {', '.join(names)}")
     try:
-        cam = grad_cam(classifier, resize_square(image, classifier.image_size)[None],
-                       target=names.index(target) if target is not None else None)
+        cam = grad_cam(
+            classifier,
+            resize_square(image, classifier.image_size)[None],
+            target=names.index(target) if target is not None else None,
+        )
     except GradCamUnsupported as exc:
         raise ExplainError(f"cannot explain {model_uri}: {exc}; Grad-CAM is for the CNN families") from None
     picture = overlay(image, cam.heatmaps[0])
@@ -97,5 +109,7 @@ def explain_image(image: np.ndarray, image_path: Path, out: Path, model, *, mode
         raise ExplainError(f"--out {out}: could not write the image there")
     predicted = int(cam.probabilities[0].argmax())
     explained = names[int(cam.targets[0])]
-    return (f"{image_path}: predicted {names[predicted]} ({cam.probabilities[0, predicted]:.4f}); "
-            f"Grad-CAM of {explained!r} written to {out} ({picture.shape[1]}x{picture.shape[0]})")
+    return (
+        f"{image_path}: predicted {names[predicted]} ({cam.probabilities[0, predicted]:.4f}); "
+        f"Grad-CAM of {explained!r} written to {out} ({picture.shape[1]}x{picture.shape[0]})"
+    )

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 import search_spaces
 import serving
 import trainables
 from serving.pyfunc_model import IMAGE_COLUMN
-from mlflow.exceptions import MlflowException
-
 from tracking.registry import RegistryError, first_line
 from trainables.core.classifier import SceneClassifier
 from trainables.core.images import encode_png
@@ -90,13 +89,17 @@ def load_model(uri: str, *, tracking_uri: str):
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     if "://" not in uri and ":/" not in uri and not os.path.exists(uri):
-        raise RegistryError(f"--model {uri!r} is neither a model URI nor a folder; "
-                            "use models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/model or a model folder")
+        raise RegistryError(
+            f"--model {uri!r} is neither a model URI nor a folder; "
+            "use models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/model or a model folder"
+        )
     try:
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
-        raise RegistryError(f"cannot load model {uri} from {tracking_uri}: {first_line(exc)}; "
-                            "promote a sweep first (`scenesweep promote SWEEP`) or check --tracking-uri") from None
+        raise RegistryError(
+            f"cannot load model {uri} from {tracking_uri}: {first_line(exc)}; "
+            "promote a sweep first (`scenesweep promote SWEEP`) or check --tracking-uri"
+        ) from None
     except OSError as exc:
         raise RegistryError(f"cannot load model {uri}: {exc}") from None
 

@@ -8,15 +8,15 @@ as encoded bytes), in batches, so a folder of any size streams through.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
-from trainables.core.images import IMAGE_SUFFIXES, ImageDecodeError, decode_image
 from serving.pyfunc_model import IMAGE_COLUMN
+from trainables.core.images import IMAGE_SUFFIXES, ImageDecodeError, decode_image
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,12 @@ class Prediction:
 
     def as_dict(self) -> dict:
         name, probability = self.ranked[0]
-        return {"path": self.path, "class": name, "probability": probability,
-                "top": [{"class": n, "probability": p} for n, p in self.ranked]}
+        return {
+            "path": self.path,
+            "class": name,
+            "probability": probability,
+            "top": [{"class": n, "probability": p} for n, p in self.ranked],
+        }
 
 
 @dataclass(frozen=True)

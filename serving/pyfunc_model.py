@@ -35,7 +35,11 @@ class ScenePyfuncModel(PythonModel):
 
     def predict_images(self, images) -> pd.DataFrame:
         size = self.classifier.image_size
-        batch = np.stack([resize_square(image, size) for image in images]) if len(images) else np.zeros((0, size, size, 3), np.uint8)
+        batch = (
+            np.stack([resize_square(image, size) for image in images])
+            if len(images)
+            else np.zeros((0, size, size, 3), np.uint8)
+        )
         probabilities = self.classifier.predict_proba(batch)
         return pd.DataFrame(probabilities.astype(np.float64), columns=self.classifier.class_names)
 
@@ -51,7 +55,8 @@ def to_images(model_input) -> list[np.ndarray]:
     if isinstance(model_input, pd.DataFrame):
         if IMAGE_COLUMN not in model_input.columns:
             raise MlflowException.invalid_parameter_value(
-                f"expected a column named {IMAGE_COLUMN!r} holding encoded image bytes")
+                f"expected a column named {IMAGE_COLUMN!r} holding encoded image bytes"
+            )
         values = list(model_input[IMAGE_COLUMN])
     elif isinstance(model_input, np.ndarray) and model_input.dtype == np.uint8 and model_input.ndim in (3, 4):
         values = [model_input] if model_input.ndim == 3 else list(model_input)

@@ -36,8 +36,9 @@ def load_sweep(sweep: str, uri: str | None, metric: str | None = None) -> SweepR
         raise UsageError(f"sweep {sweep!r}: {exc}") from None
     metric = metric or family.metric
     mode = family.mode if metric == family.metric else metric_mode(metric, default=family.mode)
-    return SweepRecord(run=run, family=family, summary=summarise(client, target, metric=metric, mode=mode),
-                       tracking_uri=uri)
+    return SweepRecord(
+        run=run, family=family, summary=summarise(client, target, metric=metric, mode=mode), tracking_uri=uri
+    )
 
 
 def status_report(sweep: str, uri: str | None) -> str:
@@ -46,9 +47,11 @@ def status_report(sweep: str, uri: str | None) -> str:
     record = load_sweep(sweep, uri)
     family, summary, run = record.family, record.summary, record.run
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))
-    lines = [f"sweep {sweep} ({family.name}, run {run.info.run_id}, {run.info.status}): "
-             f"{len(summary.rows)} trials ({counts})",
-             format_table(summary.rows, metric=family.metric)]
+    lines = [
+        f"sweep {sweep} ({family.name}, run {run.info.run_id}, {run.info.status}): "
+        f"{len(summary.rows)} trials ({counts})",
+        format_table(summary.rows, metric=family.metric),
+    ]
     if failures := format_failures(summary.rows):
         lines.append(f"failed:\n{failures}")
     if summary.best:
@@ -72,17 +75,23 @@ def best_report(sweep: str, uri: str | None, *, metric: str | None, top: int, pa
     else:
         key_params = varying_params(summary.finished, order=parameter_distributions(family.space))
     best = ranked[0]
-    return "\n".join([
-        format_table(ranked[:top], metric=summary.metric, also=(family.metric,), run_ids=True, key_params=key_params),
-        f"\nbest trial {best.trial_id} (run {best.run_id}) by {summary.metric}",
-        "config: " + json.dumps(best.config, sort_keys=True),
-        f"model: {best.model_uri}",
-        f"promote it: scenesweep promote {sweep}" + (f" --metric {summary.metric}" if summary.metric != family.metric else ""),
-    ])
+    return "\n".join(
+        [
+            format_table(
+                ranked[:top], metric=summary.metric, also=(family.metric,), run_ids=True, key_params=key_params
+            ),
+            f"\nbest trial {best.trial_id} (run {best.run_id}) by {summary.metric}",
+            "config: " + json.dumps(best.config, sort_keys=True),
+            f"model: {best.model_uri}",
+            f"promote it: scenesweep promote {sweep}"
+            + (f" --metric {summary.metric}" if summary.metric != family.metric else ""),
+        ]
+    )
 
 
-def promote_best(sweep: str, uri: str | None, *, metric: str | None, model_name: str | None, alias: str,
-                 force: bool) -> str:
+def promote_best(
+    sweep: str, uri: str | None, *, metric: str | None, model_name: str | None, alias: str, force: bool
+) -> str:
     from tracking.registry import candidate_from, promote
 
     record = load_sweep(sweep, uri, metric)
@@ -93,10 +102,12 @@ def promote_best(sweep: str, uri: str | None, *, metric: str | None, model_name:
     name = model_name or f"scenesweep-{record.family.name}"
     result = promote(candidate, tracking_uri=record.tracking_uri, name=name, alias=alias, force=force)
     how = "registered as" if result.created else "already registered as"
-    lines = [f"trial {best.trial_id} (run {best.run_id}) of sweep {sweep}: {candidate.metric} {candidate.score:.4f}, "
-             f"test_accuracy {best.metrics.get('test_accuracy', float('nan')):.4f}",
-             f"{how} {name} version {result.version}; alias {result.alias} -> version {result.version}"
-             + (f" (was version {result.previous})" if result.previous and result.previous != result.version else "")]
+    lines = [
+        f"trial {best.trial_id} (run {best.run_id}) of sweep {sweep}: {candidate.metric} {candidate.score:.4f}, "
+        f"test_accuracy {best.metrics.get('test_accuracy', float('nan')):.4f}",
+        f"{how} {name} version {result.version}; alias {result.alias} -> version {result.version}"
+        + (f" (was version {result.previous})" if result.previous and result.previous != result.version else ""),
+    ]
     if result.note:
         lines.append(f"note: {result.note}")
     lines.append(result.uri)

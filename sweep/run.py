@@ -17,8 +17,10 @@ EXIT_INTERRUPTED = 130
 def start_sweep(spec: SweepSpec) -> int:
     """A new sweep; refuses a name that already has state in the storage folder."""
     if (spec.sweep_dir / SPEC_FILE).exists():
-        raise UsageError(f"sweep {spec.name!r} already exists in {spec.storage}; "
-                         f"continue it with `scenesweep resume {spec.name}` or pick another --name")
+        raise UsageError(
+            f"sweep {spec.name!r} already exists in {spec.storage}; "
+            f"continue it with `scenesweep resume {spec.name}` or pick another --name"
+        )
     return run_sweep(spec, resume=False)
 
 
@@ -38,9 +40,15 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     print(f"scenesweep: {spec.name}: {family.name} on {spec.data.source} ({dataset.summary()})")
     client = MlflowClient(spec.tracking_uri)
     experiment_id = get_or_create_experiment(client, spec.experiment, spec.tracking_uri)
-    target = start_sweep_run(client, uri=spec.tracking_uri, experiment_id=experiment_id, sweep=spec.name,
-                             family=family.name, search=spec.search,
-                             params={**spec.tracking_params(), "data_fingerprint": dataset.fingerprint})
+    target = start_sweep_run(
+        client,
+        uri=spec.tracking_uri,
+        experiment_id=experiment_id,
+        sweep=spec.name,
+        family=family.name,
+        search=spec.search,
+        params={**spec.tracking_params(), "data_fingerprint": dataset.fingerprint},
+    )
     spec.save()
 
     connect_ray(spec)
@@ -69,8 +77,11 @@ def connect_ray(spec: SweepSpec) -> None:
         return
     if spec.address:
         modules = [__import__(name) for name in ("search_spaces", "trainables", "tracking", "serving")]
-        ray.init(address=spec.address, logging_level=logging.WARNING,
-                 runtime_env={"py_modules": modules, "env_vars": forwarded_environment()})
+        ray.init(
+            address=spec.address,
+            logging_level=logging.WARNING,
+            runtime_env={"py_modules": modules, "env_vars": forwarded_environment()},
+        )
     else:
         ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
 
@@ -100,9 +111,11 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))
     print(f"\nscenesweep: sweep {spec.name}: {len(summary.rows)} trials ({counts})")
     if interrupted:
-        print(f"scenesweep: interrupted; running trials were stopped and their runs marked KILLED; "
-              f"continue with: scenesweep resume {spec.name}"
-              + (f" --storage {spec.storage}" if Path(spec.storage) != Path("sweeps").resolve() else ""))
+        print(
+            f"scenesweep: interrupted; running trials were stopped and their runs marked KILLED; "
+            f"continue with: scenesweep resume {spec.name}"
+            + (f" --storage {spec.storage}" if Path(spec.storage) != Path("sweeps").resolve() else "")
+        )
         return EXIT_INTERRUPTED
     best = summary.best
     if best is None:
@@ -113,8 +126,10 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
     print(format_table(summary.ranked()[:5], metric=family.metric))
     if failures := format_failures(summary.rows):
         print(f"failed (see scenesweep.error on their runs):\n{failures}")
-    print(f"\nBest trial {best.trial_id} (run {best.run_id}): {family.metric} {best.metrics[family.metric]:.4f}, "
-          f"test_accuracy {best.metrics.get('test_accuracy', float('nan')):.4f}")
+    print(
+        f"\nBest trial {best.trial_id} (run {best.run_id}): {family.metric} {best.metrics[family.metric]:.4f}, "
+        f"test_accuracy {best.metrics.get('test_accuracy', float('nan')):.4f}"
+    )
     print("config: " + json.dumps(best.config, sort_keys=True))
     print(f"model: {best.model_uri}")
     print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri)}")
@@ -128,7 +143,9 @@ def _log_gradcam(spec: SweepSpec, client, target, dataset) -> None:
     try:
         run_id = log_best_trial_gradcam(client, target.parent_run_id, dataset, tracking_uri=spec.tracking_uri)
     except Exception as exc:  # noqa: BLE001
-        print(f"scenesweep: warning: no {GRADCAM_FILE} for the best trial: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(
+            f"scenesweep: warning: no {GRADCAM_FILE} for the best trial: {type(exc).__name__}: {exc}", file=sys.stderr
+        )
         return
     if run_id:
         print(f"Grad-CAM of the best trial: {GRADCAM_FILE} in run {run_id}")

@@ -85,9 +85,14 @@ def spec_from_args(args) -> SweepSpec:
     data_source = args.data if args.data == DEMO else str(Path(args.data).expanduser().resolve())
     spec = SweepSpec(
         family=family.name,
-        data=DataSpec(source=data_source, image_size=args.image_size, val_fraction=args.val_fraction,
-                      per_class=args.per_class, seed=args.seed,
-                      cache_dir=str(Path(args.cache_dir or Path(storage) / "cache").resolve())),
+        data=DataSpec(
+            source=data_source,
+            image_size=args.image_size,
+            val_fraction=args.val_fraction,
+            per_class=args.per_class,
+            seed=args.seed,
+            cache_dir=str(Path(args.cache_dir or Path(storage) / "cache").resolve()),
+        ),
         name=name,
         samples=args.samples,
         epochs=args.epochs,
@@ -137,8 +142,12 @@ def load_spec(storage: str, name: str, *, address: str | None, uri: str | None) 
     if not spec_file.exists():
         raise UsageError(f"no sweep named {name!r} in {root}; pass the --storage it was started with")
     spec = SweepSpec.from_dict(json.loads(spec_file.read_text()))
-    spec = replace(spec, storage=str(root), address=address or os.environ.get("RAY_ADDRESS") or spec.address,
-                   tracking_uri=tracking_uri(uri) if uri else spec.tracking_uri)
+    spec = replace(
+        spec,
+        storage=str(root),
+        address=address or os.environ.get("RAY_ADDRESS") or spec.address,
+        tracking_uri=tracking_uri(uri) if uri else spec.tracking_uri,
+    )
     return validate(spec)
 
 
@@ -157,7 +166,9 @@ def validate(spec: SweepSpec) -> SweepSpec:
     if spec.cpus_per_trial <= 0:
         raise UsageError(f"--cpus-per-trial {spec.cpus_per_trial:g} must be more than 0")
     if spec.gpus_per_trial is not None and spec.gpus_per_trial < 0:
-        raise UsageError(f"--gpus-per-trial {spec.gpus_per_trial:g} must be 0 or more (fractions like 0.25 share a GPU)")
+        raise UsageError(
+            f"--gpus-per-trial {spec.gpus_per_trial:g} must be 0 or more (fractions like 0.25 share a GPU)"
+        )
     if spec.gpus_per_trial is not None and spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
         raise UsageError(f"--gpus-per-trial {spec.gpus_per_trial:g}: above 1 it must be a whole number")
     options = dict(spec.options)

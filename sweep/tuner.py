@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from trainables.core.data import Dataset
 
 
-def build_tuner(spec: SweepSpec, family: Family, dataset: Dataset, closer: TrialRunCloser, *,
-                resume: bool) -> tune.Tuner:
+def build_tuner(
+    spec: SweepSpec, family: Family, dataset: Dataset, closer: TrialRunCloser, *, resume: bool
+) -> tune.Tuner:
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -27,10 +28,15 @@ def build_tuner(spec: SweepSpec, family: Family, dataset: Dataset, closer: Trial
     gpus = spec.gpus_per_trial
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    settings = TrialSettings(family=family, max_epochs=spec.epochs, seed=spec.seed,
-                             threads=max(1, int(spec.cpus_per_trial)), target=closer.target,
-                             options={"cache_dir": spec.data.cache_dir, **spec.options},
-                             time_limit=spec.trial_timeout)
+    settings = TrialSettings(
+        family=family,
+        max_epochs=spec.epochs,
+        seed=spec.seed,
+        threads=max(1, int(spec.cpus_per_trial)),
+        target=closer.target,
+        options={"cache_dir": spec.data.cache_dir, **spec.options},
+        time_limit=spec.trial_timeout,
+    )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, settings=settings),
         {"cpu": spec.cpus_per_trial, "gpu": gpus},
@@ -47,12 +53,18 @@ def build_tuner(spec: SweepSpec, family: Family, dataset: Dataset, closer: Trial
     sampler = make_sampler(spec.search, seed=spec.seed, samples=spec.samples)
     space = PinnedSpace(family.space, spec.fixed) if spec.fixed else family.suggest
     first = {**family.default_config(gpu=gpus > 0), **spec.fixed}
-    searcher = OptunaSearch(space=space, metric=family.metric, mode=family.mode, sampler=sampler,
-                            points_to_evaluate=[first])
+    searcher = OptunaSearch(
+        space=space, metric=family.metric, mode=family.mode, sampler=sampler, points_to_evaluate=[first]
+    )
     scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
     if scheduler_name == "asha":
-        scheduler = ASHAScheduler(metric=family.metric, mode=family.mode, max_t=spec.epochs,
-                                  grace_period=min(spec.epochs, max(2, spec.epochs // 5)), reduction_factor=3)
+        scheduler = ASHAScheduler(
+            metric=family.metric,
+            mode=family.mode,
+            max_t=spec.epochs,
+            grace_period=min(spec.epochs, max(2, spec.epochs // 5)),
+            reduction_factor=3,
+        )
     else:
         scheduler = FIFOScheduler()
     return tune.Tuner(
@@ -103,8 +115,9 @@ def make_sampler(search: str, *, seed: int, samples: int):
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if search == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          n_startup_trials=max(3, min(10, samples // 3)))
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, n_startup_trials=max(3, min(10, samples // 3))
+        )
     return optuna.samplers.RandomSampler(seed=seed)
 
 

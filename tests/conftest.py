@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Without it: beside the checkout (/work/main -> /work/shared) or beside the worktrees' folder
 # (/work/wt/NAME -> /work/shared).
 _CANDIDATES = [ROOT.parent / "shared" / "data" / "mit_split_64", ROOT.parents[1] / "shared" / "data" / "mit_split_64"]
-MIT_SPLIT_64 = Path(os.environ.get("MIT_SPLIT_64")
-                    or next((c for c in _CANDIDATES if (c / "train").is_dir()), _CANDIDATES[0]))
+MIT_SPLIT_64 = Path(
+    os.environ.get("MIT_SPLIT_64") or next((c for c in _CANDIDATES if (c / "train").is_dir()), _CANDIDATES[0])
+)
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -45,8 +46,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(condition, *, timeout: float, what: str, process: subprocess.Popen | None = None,
-             interval: float = 0.3):
+def wait_for(condition, *, timeout: float, what: str, process: subprocess.Popen | None = None, interval: float = 0.3):
     """Poll `condition()` until it is truthy (returned); fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -77,16 +77,28 @@ class MlflowServer:
     `stop()` then `start()` restarts it on the same port and stores (a tracking outage).
     """
 
-    def __init__(self, root: Path, *, extra_args=(), env=None, backend_uri: str | None = None,
-                 artifacts: str | None = None):
+    def __init__(
+        self, root: Path, *, extra_args=(), env=None, backend_uri: str | None = None, artifacts: str | None = None
+    ):
         self.root = root
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.command = [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", backend_uri or f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", artifacts or str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", *extra_args,
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            backend_uri or f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            artifacts or str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            *extra_args,
         ]
         self.env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
         self.process = None
@@ -94,8 +106,15 @@ class MlflowServer:
 
     def start(self) -> None:
         with open(self.root / "server.log", "ab") as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                            cwd=self.root, stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         try:
             wait_for_http(f"{self.uri}/health", process=self.process)
         except BaseException:
@@ -132,16 +151,27 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 900
     """Run `python orchestrator.py ARGS` the way a user does, from `cwd`, with no standard input."""
     return subprocess.run(
         [sys.executable, str(ROOT / "orchestrator.py"), *args],
-        cwd=cwd, env=cli_env(env), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=cli_env(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def start_cli(*args: str, cwd: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
     """`python orchestrator.py ARGS` in the background, in its own session (signals reach only it), output to `log`."""
     with open(log, "wb") as handle:
-        return subprocess.Popen([sys.executable, str(ROOT / "orchestrator.py"), *args], cwd=cwd, env=cli_env(env),
-                                stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "orchestrator.py"), *args],
+            cwd=cwd,
+            env=cli_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 @pytest.fixture(scope="session")

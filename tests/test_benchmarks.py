@@ -22,8 +22,10 @@ def mit_split_tree(tmp_path_factory, demo_dataset):
     from trainables.core.images import encode_png
 
     root = tmp_path_factory.mktemp("mit-split-tiny")
-    for split, images, labels, count in (("train", demo_dataset.x_train, demo_dataset.y_train, 6),
-                                         ("test", demo_dataset.x_test, demo_dataset.y_test, 2)):
+    for split, images, labels, count in (
+        ("train", demo_dataset.x_train, demo_dataset.y_train, 6),
+        ("test", demo_dataset.x_test, demo_dataset.y_test, 2),
+    ):
         for label, name in enumerate(demo_dataset.class_names):
             folder = root / split / name
             folder.mkdir(parents=True)
@@ -42,8 +44,14 @@ def bench_env(tmp_path):
 def test_gpu_check_runs_benchmarks_1_3_4_small_on_cpu(mit_split_tree, tmp_path):
     out = tmp_path / "out"
     env = {**bench_env(tmp_path), "OUT": str(out), "BENCH_DATA": str(mit_split_tree)}
-    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--small"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--small"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "mode small" in result.stdout
     throughput = json.loads((out / "throughput.json").read_text())
@@ -56,13 +64,30 @@ def test_gpu_check_runs_benchmarks_1_3_4_small_on_cpu(mit_split_tree, tmp_path):
     packing = json.loads((out / "packing.json").read_text())
     assert [row["trials"] for row in packing["rows"]] == [2] and packing["rows"][0]["trials_per_hour"] > 0
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".json") == [
-        "packing.json", "throughput.json", "time_to_accuracy.json"]
+        "packing.json",
+        "throughput.json",
+        "time_to_accuracy.json",
+    ]
 
 
 def test_overhead_benchmark_breaks_down_where_the_time_goes(mit_split_tree, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "benchmarks.overhead", "--quick", "--data", str(mit_split_tree),
-                             "--results", str(tmp_path)], cwd=ROOT, env=bench_env(tmp_path),
-                            capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.overhead",
+            "--quick",
+            "--data",
+            str(mit_split_tree),
+            "--results",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     payload = json.loads((tmp_path / "overhead.json").read_text())
     rows = {row["seconds"].strip(): row for row in payload["rows"]}
@@ -73,8 +98,21 @@ def test_overhead_benchmark_breaks_down_where_the_time_goes(mit_split_tree, tmp_
 
 
 def test_a_benchmark_without_data_says_so_in_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "benchmarks.throughput", "--data", str(tmp_path / "missing"),
-                             "--results", str(tmp_path)], cwd=ROOT, env=bench_env(tmp_path),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.throughput",
+            "--data",
+            str(tmp_path / "missing"),
+            "--results",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "has no train/ folder" in result.stderr

@@ -47,8 +47,15 @@ def run_config(env_file: Path | None) -> subprocess.CompletedProcess:
     command = [docker_compose(), "-f", str(COMPOSE)]
     if env_file is not None:
         command += ["--env-file", str(env_file)]
-    return subprocess.run([*command, "config"], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          stdin=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": "/tmp"})
+    return subprocess.run(
+        [*command, "config"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": "/tmp"},
+    )
 
 
 def host_of(port: str) -> str:
@@ -62,8 +69,15 @@ def test_docker_compose_config_accepts_the_file(env_file):
     result = run_config(env_file)
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
-    assert set(resolved["services"]) == {"postgres", "minio", "create-bucket", "mlflow", "ray-head", "ray-worker",
-                                         "orchestrator"}
+    assert set(resolved["services"]) == {
+        "postgres",
+        "minio",
+        "create-bucket",
+        "mlflow",
+        "ray-head",
+        "ray-worker",
+        "orchestrator",
+    }
     for service in resolved["services"].values():
         for port in service.get("ports", []):  # resolved from BIND_ADDRESS's default
             host = port.get("host_ip") if isinstance(port, dict) else host_of(port)
@@ -73,8 +87,14 @@ def test_docker_compose_config_accepts_the_file(env_file):
 
 def test_a_missing_secret_stops_compose_with_its_name(env_file, tmp_path):
     partial = tmp_path / ".env"
-    partial.write_text(re.sub(r"^MLFLOW_FLASK_SERVER_SECRET_KEY=.*$", "MLFLOW_FLASK_SERVER_SECRET_KEY=",
-                              env_file.read_text(), flags=re.MULTILINE))
+    partial.write_text(
+        re.sub(
+            r"^MLFLOW_FLASK_SERVER_SECRET_KEY=.*$",
+            "MLFLOW_FLASK_SERVER_SECRET_KEY=",
+            env_file.read_text(),
+            flags=re.MULTILINE,
+        )
+    )
     result = run_config(partial)
     assert result.returncode != 0
     assert "set MLFLOW_FLASK_SERVER_SECRET_KEY in .env" in result.stderr
@@ -104,7 +124,7 @@ def test_services_have_health_checks_and_wait_for_healthy_dependencies(compose):
 def test_mlflow_uses_postgres_s3_and_basic_auth(compose):
     mlflow = compose["services"]["mlflow"]
     command = " ".join(mlflow["command"])
-    assert "--backend-store-uri \"postgresql://" in command and "@postgres:5432/mlflow" in command
+    assert '--backend-store-uri "postgresql://' in command and "@postgres:5432/mlflow" in command
     assert "--artifacts-destination s3://mlflow/artifacts" in command and "--app-name basic-auth" in command
     assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
     assert "mc mb --ignore-existing store/mlflow" in compose["services"]["create-bucket"]["command"][0]
@@ -128,13 +148,14 @@ def test_orchestrator_runs_the_cli_on_the_cluster(compose):
     assert orchestrator["profiles"] == ["cli"] and orchestrator["init"] is True
     assert orchestrator["entrypoint"] == ["/app/docker/orchestrator.sh"]
     script = (ROOT / "docker" / "orchestrator.sh").read_text()
-    assert "exec python /app/orchestrator.py \"$@\"" in script
+    assert 'exec python /app/orchestrator.py "$@"' in script
     env = orchestrator["environment"]
     assert env["RAY_ADDRESS"] == "ray-head:6379" and env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
 def test_no_literal_secrets(compose):
     """Every secret-looking value is a ${VAR:?...} reference to .env, with no default."""
+
     def walk(node, path=""):
         if isinstance(node, dict):
             for key, value in node.items():

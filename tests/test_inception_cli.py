@@ -22,11 +22,20 @@ def assert_one_line_error(result, *fragments):
 def test_missing_imagenet_weights_offline_stop_the_sweep(tmp_path):
     torch_home = tmp_path / "empty-torch-home"
     torch_home.mkdir()
-    result = run_cli("sweep", "--space", "inception", "--data", "demo", cwd=tmp_path,
-                     env={"TORCH_HOME": str(torch_home)}, timeout=120)
+    result = run_cli(
+        "sweep",
+        "--space",
+        "inception",
+        "--data",
+        "demo",
+        cwd=tmp_path,
+        env={"TORCH_HOME": str(torch_home)},
+        timeout=120,
+    )
     expected = torch_home / "hub" / "checkpoints" / "inception_v3_google-0cc3c7bd.pth"
-    assert_one_line_error(result, "place inception_v3_google-0cc3c7bd.pth", f"at {expected}", "--weights PATH",
-                          "--weights none")
+    assert_one_line_error(
+        result, "place inception_v3_google-0cc3c7bd.pth", f"at {expected}", "--weights PATH", "--weights none"
+    )
     assert not (tmp_path / "mlruns.db").exists() and not (tmp_path / "sweeps").exists()  # nothing started
 
 
@@ -43,13 +52,30 @@ def test_bad_weights_flags_are_one_line_errors(tmp_path, args, fragments):
 
 @pytest.mark.slow
 def test_small_sweep_on_demo_records_weights_and_serves(tmp_path, inception_weights_file, demo_dataset):
-    result = run_cli("sweep", "--space", "inception", "--data", "demo", "--per-class", "50", "--samples", "2",
-                     "--epochs", "2", "--weights", str(inception_weights_file), "--name", "inception-demo",
-                     *SMALL, cwd=tmp_path)
+    result = run_cli(
+        "sweep",
+        "--space",
+        "inception",
+        "--data",
+        "demo",
+        "--per-class",
+        "50",
+        "--samples",
+        "2",
+        "--epochs",
+        "2",
+        "--weights",
+        str(inception_weights_file),
+        "--name",
+        "inception-demo",
+        *SMALL,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    client, parent, finished = assert_sweep_recorded(uri, "inception-demo", experiment="scenesweep-inception",
-                                                     trials=2, epochs=2)
+    client, parent, finished = assert_sweep_recorded(
+        uri, "inception-demo", experiment="scenesweep-inception", trials=2, epochs=2
+    )
     assert parent.data.params["options.weights"] == str(inception_weights_file)
     for run in finished:
         assert run.data.params["weights"] == str(inception_weights_file)

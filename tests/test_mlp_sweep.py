@@ -17,13 +17,38 @@ PINS = ["layers=1", "width_0=64", "batch_size=128", "lr_finder=false", "codebook
 def test_mlp_sweep_runs_every_mode(mlflow_server, tmp_path, demo_dataset):
     fixes = [arg for pin in PINS for arg in ("--fix", pin)]
     # Random search, seed 10: after the paper's configuration (patches) the three other modes follow.
-    result = run_cli("sweep", "--space", "mlp", "--data", "demo", "--samples", "4", "--epochs", "2",
-                     "--search", "random", "--seed", "10", "--scheduler", "fifo", "--max-concurrent", "2",
-                     "--name", "mlp-demo", "--tracking-uri", mlflow_server.uri, "--experiment", "mlp-test",
-                     *fixes, cwd=tmp_path, timeout=600)
+    result = run_cli(
+        "sweep",
+        "--space",
+        "mlp",
+        "--data",
+        "demo",
+        "--samples",
+        "4",
+        "--epochs",
+        "2",
+        "--search",
+        "random",
+        "--seed",
+        "10",
+        "--scheduler",
+        "fifo",
+        "--max-concurrent",
+        "2",
+        "--name",
+        "mlp-demo",
+        "--tracking-uri",
+        mlflow_server.uri,
+        "--experiment",
+        "mlp-test",
+        *fixes,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    client, parent, finished = assert_sweep_recorded(mlflow_server.uri, "mlp-demo", experiment="mlp-test",
-                                                     trials=4, epochs=2)
+    client, parent, finished = assert_sweep_recorded(
+        mlflow_server.uri, "mlp-demo", experiment="mlp-test", trials=4, epochs=2
+    )
     assert {run.data.params["mode"] for run in finished} == MODES
     for run in finished:
         mode, params = run.data.params["mode"], run.data.params

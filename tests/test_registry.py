@@ -49,7 +49,8 @@ def run_sweep(name: str, *args: str, uri: str, cwd: Path) -> Sweep:
     client = MlflowClient(uri)
     parent = client.search_runs(
         [e.experiment_id for e in client.search_experiments()],
-        filter_string=f"tags.`scenesweep.sweep` = '{name}' AND tags.`scenesweep.role` = 'sweep'")[0]
+        filter_string=f"tags.`scenesweep.sweep` = '{name}' AND tags.`scenesweep.role` = 'sweep'",
+    )[0]
     best = client.get_run(parent.data.tags["scenesweep.best_run_id"])
     return Sweep(name=name, stdout=result.stdout, client=client, parent=parent, best=best)
 
@@ -69,8 +70,9 @@ def cli(mlflow_server, workdir):
 
 @pytest.fixture(scope="module")
 def good(mlflow_server, workdir) -> Sweep:
-    return run_sweep("reg-good", "--data", "demo", "--samples", "2", "--epochs", "2", *SMALL,
-                     uri=mlflow_server.uri, cwd=workdir)
+    return run_sweep(
+        "reg-good", "--data", "demo", "--samples", "2", "--epochs", "2", *SMALL, uri=mlflow_server.uri, cwd=workdir
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +116,9 @@ def test_promote_registers_the_best_trial_with_its_provenance_once(good, champio
     version = client.get_model_version_by_alias("scenesweep-tinynet", "champion")
     assert version.run_id == best.info.run_id and version.source == best.data.tags["scenesweep.model_uri"]
     tags = version.tags
-    assert tags["scenesweep.sweep"] == good.name and tags["scenesweep.trial_id"] == best.data.tags["scenesweep.trial_id"]
+    assert (
+        tags["scenesweep.sweep"] == good.name and tags["scenesweep.trial_id"] == best.data.tags["scenesweep.trial_id"]
+    )
     assert tags["scenesweep.run_id"] == best.info.run_id
     assert tags["scenesweep.data_fingerprint"] == good.parent.data.params["data_fingerprint"]
     assert tags["scenesweep.selected_by"] == "val_accuracy"
@@ -128,9 +132,26 @@ def test_promote_registers_the_best_trial_with_its_provenance_once(good, champio
 
 
 def test_a_worse_sweep_is_refused_unless_forced(good, cli, mlflow_server, workdir):
-    worse = run_sweep("reg-worse", "--data", "demo", "--samples", "1", "--epochs", "1", *SMALL, "--fix", "lr_finder=False",
-                      "--fix", "lr=0.0001", "--fix", "optimizer=sgd", "--fix", "one_cycle=False",
-                      uri=mlflow_server.uri, cwd=workdir)
+    worse = run_sweep(
+        "reg-worse",
+        "--data",
+        "demo",
+        "--samples",
+        "1",
+        "--epochs",
+        "1",
+        *SMALL,
+        "--fix",
+        "lr_finder=False",
+        "--fix",
+        "lr=0.0001",
+        "--fix",
+        "optimizer=sgd",
+        "--fix",
+        "one_cycle=False",
+        uri=mlflow_server.uri,
+        cwd=workdir,
+    )
     assert worse.best.data.metrics["val_accuracy"] < good.best.data.metrics["val_accuracy"]
     assert cli("promote", good.name, "--model-name", "duel").returncode == 0
     refused = cli("promote", worse.name, "--model-name", "duel")
@@ -139,7 +160,9 @@ def test_a_worse_sweep_is_refused_unless_forced(good, cli, mlflow_server, workdi
     assert str(good.client.get_model_version_by_alias("duel", "champion").version) == "1"
     forced = cli("promote", worse.name, "--model-name", "duel", "--force")
     assert forced.returncode == 0, forced.stderr
-    assert "note: forced: replaced version 1" in forced.stdout and forced.stdout.strip().endswith("models:/duel@champion")
+    assert "note: forced: replaced version 1" in forced.stdout and forced.stdout.strip().endswith(
+        "models:/duel@champion"
+    )
     assert str(good.client.get_model_version_by_alias("duel", "champion").version) == "2"
 
 
@@ -153,7 +176,9 @@ def write_demo_test_images(dataset, folder: Path) -> None:
 def test_predict_agrees_with_the_logged_test_predictions_on_demo_images(good, champion, cli, demo_dataset, tmp_path):
     write_demo_test_images(demo_dataset, tmp_path)
     (tmp_path / "demo" / "test" / "broken.jpg").write_bytes(b"not a jpeg")
-    result = cli("predict", "--model", CHAMPION, "--json", "--top", "3", str(tmp_path / "demo"), str(tmp_path / "gone.png"))
+    result = cli(
+        "predict", "--model", CHAMPION, "--json", "--top", "3", str(tmp_path / "demo"), str(tmp_path / "gone.png")
+    )
     assert result.returncode == 2  # two inputs failed; every other image is still classified
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 2 and "broken.jpg: not a decodable image; skipped" in errors[0]
@@ -173,43 +198,83 @@ def test_predict_agrees_with_the_logged_test_predictions_on_demo_images(good, ch
 
 
 def test_predict_on_real_images_agrees_with_the_logged_test_predictions(mit_split_64, cli, mlflow_server, workdir):
-    real = run_sweep("reg-mit", "--data", str(mit_split_64), "--samples", "1", "--epochs", "1", *SMALL,
-                     uri=mlflow_server.uri, cwd=workdir)
+    real = run_sweep(
+        "reg-mit",
+        "--data",
+        str(mit_split_64),
+        "--samples",
+        "1",
+        "--epochs",
+        "1",
+        *SMALL,
+        uri=mlflow_server.uri,
+        cwd=workdir,
+    )
     assert cli("promote", real.name, "--model-name", "scenesweep-mit").returncode == 0
     files = [sorted((mit_split_64 / "test" / c).iterdir())[i] for c in ("coast", "forest", "street") for i in (0, 1)]
     result = cli("predict", "--model", "models:/scenesweep-mit@champion", *map(str, files))
     assert result.returncode == 0, result.stderr
     logged = real.logged_predictions()
-    predicted = {str(Path(line.split()[0]).relative_to(mit_split_64)): line.split()[1]
-                 for line in result.stdout.strip().splitlines()}
+    predicted = {
+        str(Path(line.split()[0]).relative_to(mit_split_64)): line.split()[1]
+        for line in result.stdout.strip().splitlines()
+    }
     assert predicted == {name: logged[name] for name in predicted} and len(predicted) == len(files)
 
 
 SERVERS = {
-    "scenesweep serve": lambda uri, port: [sys.executable, str(ROOT / "orchestrator.py"), "serve", "--model", uri,
-                                           "--port", str(port)],
-    "mlflow models serve": lambda uri, port: [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri,
-                                              "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+    "scenesweep serve": lambda uri, port: [
+        sys.executable,
+        str(ROOT / "orchestrator.py"),
+        "serve",
+        "--model",
+        uri,
+        "--port",
+        str(port),
+    ],
+    "mlflow models serve": lambda uri, port: [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        uri,
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ],
 }
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_the_served_model_answers_http_requests_with_probabilities(server, good, champion, mlflow_server,
-                                                                   demo_dataset, tmp_path):
+def test_the_served_model_answers_http_requests_with_probabilities(
+    server, good, champion, mlflow_server, demo_dataset, tmp_path
+):
     port = free_port()
     # `mlflow models serve --env-manager local` execs `uvicorn` from PATH, as in an activated venv.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.uri, "PATH": path}
     with open(tmp_path / "server.log", "wb") as log:
-        process = subprocess.Popen(SERVERS[server](CHAMPION, port), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   cwd=tmp_path, start_new_session=True)
+        process = subprocess.Popen(
+            SERVERS[server](CHAMPION, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+            start_new_session=True,
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_http(f"{url}/ping", process=process, timeout=120)
         images = demo_dataset.x_test[::40]
         encoded = [base64.b64encode(encode_png(image)).decode() for image in images]
-        split = requests.post(f"{url}/invocations", json={"dataframe_split": {"columns": ["image"],
-                                                                              "data": [[e] for e in encoded]}})
+        split = requests.post(
+            f"{url}/invocations", json={"dataframe_split": {"columns": ["image"], "data": [[e] for e in encoded]}}
+        )
         inputs = requests.post(f"{url}/invocations", json={"inputs": {"image": encoded}})
         assert split.status_code == 200 and inputs.status_code == 200, (split.text[:500], inputs.text[:500])
         rows = split.json()["predictions"]
@@ -243,7 +308,10 @@ def test_explain_writes_a_heat_map_the_size_of_the_image(champion, cli, demo_dat
 
 
 BAD_INPUT = [
-    (["predict", "--model", "models:/no-such-model@champion", "x.png"], "Registered Model with name=no-such-model not found"),
+    (
+        ["predict", "--model", "models:/no-such-model@champion", "x.png"],
+        "Registered Model with name=no-such-model not found",
+    ),
     (["explain", "missing.png", "--model", CHAMPION, "--out", "x.png"], "image missing.png does not exist"),
     (["promote", "no-such-sweep"], "no sweep named 'no-such-sweep'"),
     (["promote", "reg-good", "--metric", "test_accuracy"], "never on test"),

@@ -7,15 +7,42 @@ from tests.sweep_checks import assert_model_matches_logged_predictions, assert_s
 
 pytestmark = pytest.mark.slow
 
-SMALL = ["--fix", "input_size=32", "--fix", "base_width=8", "--fix", "kernel_size=3", "--fix", "convs_per_block=1",
-         "--fix", "blocks=3"]
+SMALL = [
+    "--fix",
+    "input_size=32",
+    "--fix",
+    "base_width=8",
+    "--fix",
+    "kernel_size=3",
+    "--fix",
+    "convs_per_block=1",
+    "--fix",
+    "blocks=3",
+]
 
 
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("local-sweep")
-    result = run_cli("sweep", "--space", "tinynet", "--data", "demo", "--samples", "4", "--epochs", "3",
-                     "--search", "tpe", "--seed", "3", "--name", "demo-sqlite", *SMALL, cwd=workdir)
+    result = run_cli(
+        "sweep",
+        "--space",
+        "tinynet",
+        "--data",
+        "demo",
+        "--samples",
+        "4",
+        "--epochs",
+        "3",
+        "--search",
+        "tpe",
+        "--seed",
+        "3",
+        "--name",
+        "demo-sqlite",
+        *SMALL,
+        cwd=workdir,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return workdir, result
 
@@ -23,8 +50,9 @@ def local_sweep(tmp_path_factory):
 def test_sweep_on_a_local_store_records_every_trial(local_sweep, demo_dataset):
     workdir, result = local_sweep
     uri = f"sqlite:///{workdir / 'mlruns.db'}"
-    client, parent, finished = assert_sweep_recorded(uri, "demo-sqlite", experiment="scenesweep-tinynet",
-                                                     trials=4, epochs=3)
+    client, parent, finished = assert_sweep_recorded(
+        uri, "demo-sqlite", experiment="scenesweep-tinynet", trials=4, epochs=3
+    )
     assert (workdir / "mlartifacts").is_dir() and (workdir / "sweeps" / "demo-sqlite" / "scenesweep.json").exists()
     assert "Best trial" in result.stdout and "scenesweep ui" in result.stdout
     assert_model_matches_logged_predictions(uri, client, finished[0], demo_dataset)
@@ -60,11 +88,27 @@ def test_trials_keep_to_their_cpus_and_record_their_own_overhead(local_sweep):
 
 
 def test_sweep_against_a_real_tracking_server(mlflow_server, tmp_path, demo_dataset):
-    result = run_cli("sweep", "--data", "demo", "--samples", "2", "--epochs", "2", "--name", "demo-http",
-                     "--tracking-uri", mlflow_server.uri, "--experiment", "http-test", *SMALL, cwd=tmp_path)
+    result = run_cli(
+        "sweep",
+        "--data",
+        "demo",
+        "--samples",
+        "2",
+        "--epochs",
+        "2",
+        "--name",
+        "demo-http",
+        "--tracking-uri",
+        mlflow_server.uri,
+        "--experiment",
+        "http-test",
+        *SMALL,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    client, parent, finished = assert_sweep_recorded(mlflow_server.uri, "demo-http", experiment="http-test",
-                                                     trials=2, epochs=2)
+    client, parent, finished = assert_sweep_recorded(
+        mlflow_server.uri, "demo-http", experiment="http-test", trials=2, epochs=2
+    )
     assert parent.info.artifact_uri.startswith("mlflow-artifacts:")
     stored = {p.name for p in (mlflow_server.root / "artifacts").rglob("*") if p.is_file()}
     assert {"trials.csv", "confusion_matrix.png", "MLmodel"} <= stored  # proxied onto the server's disk
@@ -85,19 +129,33 @@ def test_ui_serves_the_local_store(local_sweep):
     workdir, _ = local_sweep
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    ui = subprocess.Popen([sys.executable, str(ROOT / "orchestrator.py"), "ui", "--port", str(port)], cwd=workdir,
-                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          start_new_session=True)
+    ui = subprocess.Popen(
+        [sys.executable, str(ROOT / "orchestrator.py"), "ui", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/health", process=ui)
         found = requests.post(f"{base}/api/2.0/mlflow/experiments/search", json={"max_results": 10}, timeout=10).json()
         assert "scenesweep-tinynet" in [e["name"] for e in found["experiments"]]
-        runs = requests.post(f"{base}/api/2.0/mlflow/runs/search", timeout=10, json={
-            "experiment_ids": [e["experiment_id"] for e in found["experiments"]],
-            "filter": "tags.`scenesweep.role` = 'trial' and attributes.status = 'FINISHED'"}).json()["runs"]
-        png = requests.get(f"{base}/get-artifact", timeout=10,
-                           params={"path": "confusion_matrix.png", "run_uuid": runs[0]["info"]["run_id"]})
+        runs = requests.post(
+            f"{base}/api/2.0/mlflow/runs/search",
+            timeout=10,
+            json={
+                "experiment_ids": [e["experiment_id"] for e in found["experiments"]],
+                "filter": "tags.`scenesweep.role` = 'trial' and attributes.status = 'FINISHED'",
+            },
+        ).json()["runs"]
+        png = requests.get(
+            f"{base}/get-artifact",
+            timeout=10,
+            params={"path": "confusion_matrix.png", "run_uuid": runs[0]["info"]["run_id"]},
+        )
         assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
     finally:
         os.killpg(ui.pid, signal.SIGTERM)

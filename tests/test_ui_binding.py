@@ -25,9 +25,15 @@ def listening_addresses(port: int) -> set[str]:
 
 def test_ui_binds_localhost_by_default(tmp_path):
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "orchestrator.py"), "ui", "--port", str(port)],
-                               cwd=tmp_path, env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "orchestrator.py"), "ui", "--port", str(port)],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", process=process)
         assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else

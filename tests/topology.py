@@ -24,9 +24,16 @@ from tests.conftest import MlflowServer, free_port, wait_for, wait_for_http
 
 BIN = Path(sys.executable).parent
 # Credentials reach Ray workers only through the sweep's runtime_env, never the nodes' environment.
-_NOT_FOR_NODES = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-                  "MLFLOW_TRACKING_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL",
-                  "RAY_ADDRESS")
+_NOT_FOR_NODES = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "RAY_ADDRESS",
+)
 
 
 class Unavailable(RuntimeError):
@@ -99,8 +106,15 @@ def stop_tree(process: subprocess.Popen, *, grace: float = 15.0) -> None:
 
 def _start(command: list[str], *, log: Path, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
     with open(log, "ab") as handle:
-        return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env if env is not None else dict(os.environ), cwd=cwd, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env if env is not None else dict(os.environ),
+            cwd=cwd,
+            start_new_session=True,
+        )
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
@@ -130,9 +144,19 @@ class Postgres:
             self._as = ["runuser", "-u", "postgres", "--"]
         try:
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-            self._run("pg_ctl", "-D", str(self.data), "-l", str(root / "postgres.log"), "-w", "-t", "60", "-o",
-                      f"-p {self.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-                      "start")
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(root / "postgres.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {self.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                "start",
+            )
             self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
         except BaseException:
             self.stop()
@@ -143,8 +167,13 @@ class Postgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
     def _run(self, tool: str, *args: str) -> None:
-        result = subprocess.run([*self._as, str(self.bin / tool), *args], capture_output=True, text=True,
-                                stdin=subprocess.DEVNULL, timeout=120)
+        result = subprocess.run(
+            [*self._as, str(self.bin / tool), *args],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{tool} failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
 
@@ -160,14 +189,19 @@ class Postgres:
 class S3Server:
     """moto's S3 server on loopback, standing in for MinIO; one bucket created up front."""
 
-    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
 
     def __init__(self, root: Path, *, bucket: str = "mlflow"):
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.bucket = bucket
-        self.process = _start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-                              log=root / "moto.log")
+        self.process = _start(
+            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)], log=root / "moto.log"
+        )
         try:
             wait_for_http(f"{self.endpoint}/moto-api/", process=self.process)
             self.client().create_bucket(Bucket=bucket)
@@ -182,13 +216,21 @@ class S3Server:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def keys(self, prefix: str = "") -> list[str]:
         paginator = self.client().get_paginator("list_objects_v2")
-        return [item["Key"] for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
-                for item in page.get("Contents", [])]
+        return [
+            item["Key"]
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+        ]
 
     def read(self, key: str) -> bytes:
         return self.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -210,8 +252,13 @@ class AuthMlflowServer(MlflowServer):
         # No secret has a default: the admin password seeds basic_auth.db (in the server's working
         # directory) on first start, the Flask secret signs its sessions.
         env = {**s3.env, "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(), "MLFLOW_AUTH_ADMIN_PASSWORD": password}
-        super().__init__(root, backend_uri=postgres.uri, artifacts=f"s3://{s3.bucket}/artifacts",
-                         extra_args=["--app-name", "basic-auth"], env=env)
+        super().__init__(
+            root,
+            backend_uri=postgres.uri,
+            artifacts=f"s3://{s3.bucket}/artifacts",
+            extra_args=["--app-name", "basic-auth"],
+            env=env,
+        )
 
     @property
     def client_env(self) -> dict:
@@ -225,28 +272,53 @@ class AuthMlflowServer(MlflowServer):
 class RayNode:
     """One `ray start --block` node (head or worker); its own ports, stopped or killed by PID."""
 
-    def __init__(self, root: Path, *, name: str, head_address: str | None, cpus: int, ip: str,
-                 temp_dir: Path | None = None, object_store_bytes: int = 250 * 2**20):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        name: str,
+        head_address: str | None,
+        cpus: int,
+        ip: str,
+        temp_dir: Path | None = None,
+        object_store_bytes: int = 250 * 2**20,
+    ):
         self.name = name
         self.ip = ip
         self.log = root / f"ray-{name}.log"
-        command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats", f"--num-cpus={cpus}", "--num-gpus=0",
-                   f"--node-ip-address={ip}", f"--object-store-memory={object_store_bytes}",
-                   f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-                   f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
-                   f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}"]
+        command = [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--block",
+            "--disable-usage-stats",
+            f"--num-cpus={cpus}",
+            "--num-gpus=0",
+            f"--node-ip-address={ip}",
+            f"--object-store-memory={object_store_bytes}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--node-manager-port={free_port()}",
+            f"--object-manager-port={free_port()}",
+        ]
         if head_address is None:
             self.port = free_port()
-            command += ["--head", f"--port={self.port}",
-                        f"--temp-dir={temp_dir}", "--include-dashboard=false"]
+            command += ["--head", f"--port={self.port}", f"--temp-dir={temp_dir}", "--include-dashboard=false"]
         else:
             command += [f"--address={head_address}"]
         env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_NODES}
         env.update(RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1")
         self.process = _start(command, log=self.log, env=env, cwd=root)
         try:
-            wait_for(lambda: "Ray runtime started" in self.log.read_text(errors="replace"), timeout=120,
-                     what=f"Ray node {name} to start (log {self.log})", process=self.process)
+            wait_for(
+                lambda: "Ray runtime started" in self.log.read_text(errors="replace"),
+                timeout=120,
+                what=f"Ray node {name} to start (log {self.log})",
+                process=self.process,
+            )
         except BaseException:
             self.kill()
             raise
@@ -267,8 +339,9 @@ class RayCluster:
         self.cpus_per_node = cpus_per_node
         # Ray's unix sockets live under --temp-dir, whose path must stay short (107 bytes).
         self.temp_dir = Path(tempfile.mkdtemp(prefix="ssray-"))
-        self.head = RayNode(root, name="head", head_address=None, cpus=cpus_per_node, ip="127.0.0.1",
-                            temp_dir=self.temp_dir)
+        self.head = RayNode(
+            root, name="head", head_address=None, cpus=cpus_per_node, ip="127.0.0.1", temp_dir=self.temp_dir
+        )
         self.address = f"127.0.0.1:{self.head.port}"
         self.workers: list[RayNode] = []
         try:
@@ -280,20 +353,33 @@ class RayCluster:
 
     def add_worker(self) -> RayNode:
         index = len(self.workers) + 1
-        node = RayNode(self.root, name=f"worker{index}", head_address=self.address, cpus=self.cpus_per_node,
-                       ip=f"127.0.0.{index + 1}")
+        node = RayNode(
+            self.root,
+            name=f"worker{index}",
+            head_address=self.address,
+            cpus=self.cpus_per_node,
+            ip=f"127.0.0.{index + 1}",
+        )
         self.workers.append(node)
         self.wait_for_nodes(1 + sum(w.process.poll() is None for w in self.workers))
         return node
 
     def alive_nodes(self) -> list[dict]:
         """The cluster's live nodes, asked from a separate driver process (this one stays out of Ray)."""
-        script = ("import json, ray; ray.init(address=%r, logging_level='ERROR'); "
-                  "print(json.dumps([{'ip': n['NodeManagerAddress'], 'cpus': n['Resources'].get('CPU', 0)} "
-                  "for n in ray.nodes() if n['Alive']]))" % self.address)
+        script = (
+            f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
+            "print(json.dumps([{'ip': n['NodeManagerAddress'], 'cpus': n['Resources'].get('CPU', 0)} "
+            "for n in ray.nodes() if n['Alive']]))"
+        )
         env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_NODES}
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                                env={**env, "RAY_AUTH_MODE": "disabled"}, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, "RAY_AUTH_MODE": "disabled"},
+            stdin=subprocess.DEVNULL,
+        )
         if result.returncode != 0:
             raise RuntimeError(result.stderr[-2000:])
         return json.loads(result.stdout.strip().splitlines()[-1])

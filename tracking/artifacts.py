@@ -24,7 +24,15 @@ def confusion_matrix_png(matrix: np.ndarray, class_names, path: Path, *, title: 
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (row, col), count in np.ndenumerate(matrix):
-        ax.text(col, row, str(count), ha="center", va="center", color="white" if shares[row, col] > 0.5 else "black", fontsize=8)
+        ax.text(
+            col,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            color="white" if shares[row, col] > 0.5 else "black",
+            fontsize=8,
+        )
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
     ax.set_xlabel("predicted")
@@ -68,8 +76,9 @@ def optimisation_history_png(values: list[float], path: Path, *, metric: str, mo
     return _save(fig, path)
 
 
-def image_grid_png(images: list[np.ndarray], titles: list[str], path: Path, *, correct: list[bool] | None = None,
-                   title: str = "") -> Path:
+def image_grid_png(
+    images: list[np.ndarray], titles: list[str], path: Path, *, correct: list[bool] | None = None, title: str = ""
+) -> Path:
     """RGB images in a near-square grid, each with a title (green when correct, red when not)."""
     columns = max(1, int(np.ceil(np.sqrt(len(images)))))
     rows = max(1, int(np.ceil(len(images) / columns)))

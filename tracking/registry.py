@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 
 from mlflow.exceptions import MlflowException
@@ -60,8 +59,15 @@ class Candidate:
         return float(self.metrics[self.metric])
 
     def version_tags(self) -> dict:
-        tags = {TAG_SWEEP: self.sweep, TAG_FAMILY: self.family, TAG_TRIAL_ID: self.trial_id, TAG_RUN_ID: self.run_id,
-                TAG_FINGERPRINT: self.data_fingerprint, TAG_SELECTED_BY: self.metric, TAG_MODE: self.mode}
+        tags = {
+            TAG_SWEEP: self.sweep,
+            TAG_FAMILY: self.family,
+            TAG_TRIAL_ID: self.trial_id,
+            TAG_RUN_ID: self.run_id,
+            TAG_FINGERPRINT: self.data_fingerprint,
+            TAG_SELECTED_BY: self.metric,
+            TAG_MODE: self.mode,
+        }
         for key in (self.metric, f"{self.metric}_std", *VERSION_METRICS):
             if key in self.metrics:
                 tags[key] = _number(self.metrics[key])
@@ -69,8 +75,9 @@ class Candidate:
 
     def description(self) -> str:
         test = self.metrics.get("test_accuracy")
-        return (f"{self.family} trial {self.trial_id} of sweep {self.sweep}: {self.metric} {self.score:.4f}"
-                + (f", test_accuracy {test:.4f}" if test is not None else ""))
+        return f"{self.family} trial {self.trial_id} of sweep {self.sweep}: {self.metric} {self.score:.4f}" + (
+            f", test_accuracy {test:.4f}" if test is not None else ""
+        )
 
 
 @dataclass(frozen=True)
@@ -90,20 +97,32 @@ class Promotion:
 def candidate_from(row, *, sweep_run, metric: str, mode: str) -> Candidate:
     """Turn a `tracking.summary.TrialRow` of sweep `sweep_run` into a promotion candidate."""
     if not metric.startswith(SELECTION_PREFIXES):
-        raise RegistryError(f"--metric {metric}: promotion selects on a validation or CV metric (val_*, cv_*), "
-                            "never on test or anything derived from it; leave --metric out for the family's metric")
+        raise RegistryError(
+            f"--metric {metric}: promotion selects on a validation or CV metric (val_*, cv_*), "
+            "never on test or anything derived from it; leave --metric out for the family's metric"
+        )
     if not row.model_uri.startswith("models:/"):
-        raise RegistryError(f"trial {row.trial_id} (run {row.run_id}) has no logged model; "
-                            "only trials that finished with a model can be promoted")
+        raise RegistryError(
+            f"trial {row.trial_id} (run {row.run_id}) has no logged model; "
+            "only trials that finished with a model can be promoted"
+        )
     fingerprint = sweep_run.data.params.get("data_fingerprint", "")
-    return Candidate(sweep=sweep_run.data.tags.get(TAG_SWEEP, sweep_run.info.run_name),
-                     family=sweep_run.data.tags.get(TAG_FAMILY, ""), trial_id=row.trial_id, run_id=row.run_id,
-                     model_uri=row.model_uri, metric=metric, mode=mode, metrics=dict(row.metrics),
-                     data_fingerprint=fingerprint)
+    return Candidate(
+        sweep=sweep_run.data.tags.get(TAG_SWEEP, sweep_run.info.run_name),
+        family=sweep_run.data.tags.get(TAG_FAMILY, ""),
+        trial_id=row.trial_id,
+        run_id=row.run_id,
+        model_uri=row.model_uri,
+        metric=metric,
+        mode=mode,
+        metrics=dict(row.metrics),
+        data_fingerprint=fingerprint,
+    )
 
 
-def promote(candidate: Candidate, *, tracking_uri: str, name: str, alias: str = DEFAULT_ALIAS,
-            force: bool = False) -> Promotion:
+def promote(
+    candidate: Candidate, *, tracking_uri: str, name: str, alias: str = DEFAULT_ALIAS, force: bool = False
+) -> Promotion:
     """Register `candidate` as a version of `name` (once per run) and point `alias` at it."""
     import mlflow
 
@@ -115,8 +134,9 @@ def promote(candidate: Candidate, *, tracking_uri: str, name: str, alias: str = 
     current = _version_by_alias(client, name, alias)
     existing = _version_of_run(client, name, candidate.run_id)
     if current is not None and existing is not None and str(current.version) == str(existing.version):
-        return Promotion(name=name, version=str(existing.version), alias=alias, created=False,
-                         previous=str(current.version))
+        return Promotion(
+            name=name, version=str(existing.version), alias=alias, created=False, previous=str(current.version)
+        )
     note = ""
     if current is not None:
         verdict = _compare(candidate, current)
@@ -125,14 +145,27 @@ def promote(candidate: Candidate, *, tracking_uri: str, name: str, alias: str = 
                 f"{name}@{alias} is version {current.version} with {candidate.metric} {verdict.current_score:.4f} on the "
                 f"same data, better than trial {candidate.trial_id}'s {candidate.score:.4f}; pass --force to replace it"
             )
-        note = verdict.note if not verdict.better_exists else (
-            f"forced: replaced version {current.version} ({candidate.metric} {verdict.current_score:.4f}), "
-            f"better than this one's {candidate.score:.4f}")
+        note = (
+            verdict.note
+            if not verdict.better_exists
+            else (
+                f"forced: replaced version {current.version} ({candidate.metric} {verdict.current_score:.4f}), "
+                f"better than this one's {candidate.score:.4f}"
+            )
+        )
     created = existing is None
     version = existing or _create_version(client, name, candidate)
-    _call(lambda: client.set_registered_model_alias(name, alias, str(version.version)), f"set alias {alias!r} on {name}")
-    return Promotion(name=name, version=str(version.version), alias=alias, created=created,
-                     previous=str(current.version) if current is not None else None, note=note)
+    _call(
+        lambda: client.set_registered_model_alias(name, alias, str(version.version)), f"set alias {alias!r} on {name}"
+    )
+    return Promotion(
+        name=name,
+        version=str(version.version),
+        alias=alias,
+        created=created,
+        previous=str(current.version) if current is not None else None,
+        note=note,
+    )
 
 
 @dataclass(frozen=True)
@@ -146,8 +179,11 @@ def _compare(candidate: Candidate, current) -> _Verdict:
     """Is the alias's version better than the candidate? Only comparable on the same data and metric."""
     tags = current.tags
     if tags.get(TAG_FINGERPRINT) != candidate.data_fingerprint:
-        return _Verdict(False, note=f"version {current.version} was trained on other data "
-                                    f"(fingerprint {tags.get(TAG_FINGERPRINT, 'unknown')}); not compared")
+        return _Verdict(
+            False,
+            note=f"version {current.version} was trained on other data "
+            f"(fingerprint {tags.get(TAG_FINGERPRINT, 'unknown')}); not compared",
+        )
     if tags.get(TAG_SELECTED_BY, candidate.metric) != candidate.metric or candidate.metric not in tags:
         return _Verdict(False, note=f"version {current.version} has no {candidate.metric}; not compared")
     score = float(tags[candidate.metric])
@@ -166,8 +202,9 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
         client.create_registered_model(name, description="Promoted by scenesweep: the best trials of sweeps.")
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):  # lost a race: fine
-            raise RegistryError(f"cannot create registered model {name!r}: {first_line(exc)}; "
-                                "pick another --model-name") from None
+            raise RegistryError(
+                f"cannot create registered model {name!r}: {first_line(exc)}; pick another --model-name"
+            ) from None
 
 
 def _version_by_alias(client: MlflowClient, name: str, alias: str):
@@ -186,11 +223,18 @@ def _version_of_run(client: MlflowClient, name: str, run_id: str):
 
 
 def _create_version(client: MlflowClient, name: str, candidate: Candidate):
-    model_id = candidate.model_uri[len("models:/"):]
-    version = _call(lambda: client.create_model_version(
-        name, source=candidate.model_uri, run_id=candidate.run_id, tags=candidate.version_tags(),
-        description=candidate.description(), model_id=model_id,
-    ), f"register {candidate.model_uri} as {name}")
+    model_id = candidate.model_uri[len("models:/") :]
+    version = _call(
+        lambda: client.create_model_version(
+            name,
+            source=candidate.model_uri,
+            run_id=candidate.run_id,
+            tags=candidate.version_tags(),
+            description=candidate.description(),
+            model_id=model_id,
+        ),
+        f"register {candidate.model_uri} as {name}",
+    )
     _link_logged_model(client, model_id, version)
     return version
 

@@ -55,7 +55,7 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite":
-        path = uri[len("sqlite:///"):]
+        path = uri[len("sqlite:///") :]
         if path and not path.startswith("/"):
             return f"sqlite:///{Path(path).resolve()}"
         return uri
@@ -83,9 +83,14 @@ def check_tracking(uri: str, *, timeout: float = 10.0) -> None:
                 "start it (e.g. `mlflow server --host 127.0.0.1 --port 5000`) or pass another --tracking-uri"
             ) from None
         if response.status_code >= 500:
-            raise TrackingError(f"the MLflow tracking server at {uri} is unhealthy (HTTP {response.status_code}); check its log")
+            raise TrackingError(
+                f"the MLflow tracking server at {uri} is unhealthy (HTTP {response.status_code}); check its log"
+            )
         _check_credentials(uri, timeout)
-    elif parsed.scheme not in ("sqlite", "file", "postgresql", "mysql", "mssql", "databricks") and "+" not in parsed.scheme:
+    elif (
+        parsed.scheme not in ("sqlite", "file", "postgresql", "mysql", "mssql", "databricks")
+        and "+" not in parsed.scheme
+    ):
         raise TrackingError(f"unsupported tracking URI {uri!r}; use http://HOST:PORT, sqlite:///FILE or a folder")
 
 
@@ -114,7 +119,7 @@ def local_artifact_root(uri: str) -> str | None:
     if not is_local_store(uri):
         return None
     if uri.startswith("sqlite:///"):
-        base = Path(uri[len("sqlite:///"):]).parent
+        base = Path(uri[len("sqlite:///") :]).parent
     else:
         base = Path(urlparse(uri).path)
     return (base / DEFAULT_ARTIFACTS).resolve().as_uri()
@@ -124,7 +129,9 @@ def get_or_create_experiment(client: MlflowClient, name: str, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
-            raise TrackingError(f"experiment {name!r} is deleted in {uri}; restore it in the MLflow UI or pick another --experiment")
+            raise TrackingError(
+                f"experiment {name!r} is deleted in {uri}; restore it in the MLflow UI or pick another --experiment"
+            )
         return experiment.experiment_id
     try:
         return client.create_experiment(name, artifact_location=local_artifact_root(uri))
@@ -150,8 +157,9 @@ class SweepTarget:
     family: str
 
 
-def start_sweep_run(client: MlflowClient, *, uri: str, experiment_id: str, sweep: str, family: str,
-                    search: str, params: dict) -> SweepTarget:
+def start_sweep_run(
+    client: MlflowClient, *, uri: str, experiment_id: str, sweep: str, family: str, search: str, params: dict
+) -> SweepTarget:
     """Create the sweep's parent run, or reopen it when the sweep is resumed."""
     existing = find_sweep_run(client, sweep, experiment_ids=[experiment_id])
     if existing is not None:
@@ -236,7 +244,7 @@ class TrialRun:
         self.last_logged_step = last_step  # epochs up to here are already in MLflow
 
     @classmethod
-    def open(cls, target: SweepTarget, *, trial_id: str, trial_name: str, params: dict) -> "TrialRun":
+    def open(cls, target: SweepTarget, *, trial_id: str, trial_name: str, params: dict) -> TrialRun:
         client = MlflowClient(target.uri)
         run = find_trial_run(client, target, trial_id)
         if run is not None:
@@ -282,9 +290,14 @@ class TrialRun:
         history, so it is the run's latest."""
         timestamp = int(time.time() * 1000)
         after_epochs = self.last_logged_step + 1
-        self.client.log_batch(self.run_id, metrics=[
-            Metric(k, float(v), timestamp, after_epochs if k in PER_EPOCH_METRICS else 0) for k, v in (metrics or {}).items()
-        ], tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
+        self.client.log_batch(
+            self.run_id,
+            metrics=[
+                Metric(k, float(v), timestamp, after_epochs if k in PER_EPOCH_METRICS else 0)
+                for k, v in (metrics or {}).items()
+            ],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
 
     def log_params(self, params: dict) -> None:
         log_params(self.client, self.run_id, params)
@@ -306,7 +319,9 @@ class TrialRun:
         self.client.set_terminated(self.run_id, status=status)
 
 
-def close_open_trial_runs(client: MlflowClient, target: SweepTarget, *, status: str = "KILLED", reason: str = "") -> int:
+def close_open_trial_runs(
+    client: MlflowClient, target: SweepTarget, *, status: str = "KILLED", reason: str = ""
+) -> int:
     """Give every child run still RUNNING a final status; returns how many were closed."""
     closed = 0
     for run in trial_runs(client, target):

@@ -98,8 +98,16 @@ def record_sweep_result(client: MlflowClient, target: SweepTarget, summary: Swee
         optimisation_history_png(values, folder / "optimisation_history.png", metric=summary.metric, mode=summary.mode)
         best = summary.best
         if best is not None:
-            write_json({"trial_id": best.trial_id, "run_id": best.run_id, "config": best.config,
-                        "metrics": best.metrics, "model_uri": best.model_uri}, folder / "best_trial.json")
+            write_json(
+                {
+                    "trial_id": best.trial_id,
+                    "run_id": best.run_id,
+                    "config": best.config,
+                    "metrics": best.metrics,
+                    "model_uri": best.model_uri,
+                },
+                folder / "best_trial.json",
+            )
         client.log_artifacts(run_id, str(folder))
     counts = summary.counts()
     client.set_tag(run_id, "scenesweep.trials", ", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())))
@@ -117,16 +125,41 @@ def _write_trials_csv(summary: SweepSummary, path: Path) -> None:
     param_keys = sorted({k for r in summary.rows for k in r.params})
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["trial_id", "run_id", "status", "pruned", "epochs", *metric_keys,
-                         *[f"param.{k}" for k in param_keys], "error"])
+        writer.writerow(
+            [
+                "trial_id",
+                "run_id",
+                "status",
+                "pruned",
+                "epochs",
+                *metric_keys,
+                *[f"param.{k}" for k in param_keys],
+                "error",
+            ]
+        )
         for r in summary.rows:
-            writer.writerow([r.trial_id, r.run_id, r.status, r.pruned, r.epochs,
-                             *[r.metrics.get(k, "") for k in metric_keys],
-                             *[r.params.get(k, "") for k in param_keys], r.error])
+            writer.writerow(
+                [
+                    r.trial_id,
+                    r.run_id,
+                    r.status,
+                    r.pruned,
+                    r.epochs,
+                    *[r.metrics.get(k, "") for k in metric_keys],
+                    *[r.params.get(k, "") for k in param_keys],
+                    r.error,
+                ]
+            )
 
 
-def format_table(rows: list[TrialRow], *, metric: str, key_params: list[str] | None = None, run_ids: bool = False,
-                 also: tuple[str, ...] = ()) -> str:
+def format_table(
+    rows: list[TrialRow],
+    *,
+    metric: str,
+    key_params: list[str] | None = None,
+    run_ids: bool = False,
+    also: tuple[str, ...] = (),
+) -> str:
     """A fixed-width table of trials for the terminal; `also` adds metric columns after `metric`."""
     metrics = [metric, *(m for m in also if m != metric), "test_accuracy"]
     metrics = list(dict.fromkeys(metrics))
@@ -135,9 +168,15 @@ def format_table(rows: list[TrialRow], *, metric: str, key_params: list[str] | N
     lines = []
     for r in rows:
         status = "PRUNED" if r.pruned else r.status
-        values = [r.trial_id, *([r.run_id] if run_ids else []), status, str(r.epochs),
-                  *(_fmt(r.metrics.get(m)) for m in metrics),
-                  _fmt_int(r.metrics.get("params")), _fmt(r.metrics.get("fit_seconds"), 1)]
+        values = [
+            r.trial_id,
+            *([r.run_id] if run_ids else []),
+            status,
+            str(r.epochs),
+            *(_fmt(r.metrics.get(m)) for m in metrics),
+            _fmt_int(r.metrics.get("params")),
+            _fmt(r.metrics.get("fit_seconds"), 1),
+        ]
         values += [_fmt_param(r.params.get(k, "")) for k in key_params]
         lines.append(values)
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)] if lines else [len(h) for h in header]

@@ -12,8 +12,20 @@ def run_ui(uri: str, *, host: str, port: int) -> int:
     if not is_local_store(uri):
         print(f"The tracking server serves its own UI: open {uri}")
         return 0
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port), "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     print(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)", flush=True)
     try:
         return subprocess.call(command)

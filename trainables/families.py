@@ -15,9 +15,10 @@ so listing families costs nothing and a worker imports only its own.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from trainables.core.options import COMPILE_MODES, PRECISIONS
 
@@ -133,24 +134,70 @@ def _usable_weights(choice: str) -> str:
 
 
 TORCH_OPTIONS = (
-    FamilyOption("--precision", "precision", choices=PRECISIONS, default="auto",
-                 help="training arithmetic (default auto: bf16 on GPUs that have it, fp16 on older GPUs, fp32 on "
-                      "CPUs; bf16 on a CPU is faster but can give NaN gradients)"),
-    FamilyOption("--compile", "compile", choices=COMPILE_MODES, const="default", metavar="MODE",
-                 help="torch.compile each trial's network (MODE: default, reduce-overhead, max-autotune); pays "
-                      "only for long trials, see docs/performance.md"),
+    FamilyOption(
+        "--precision",
+        "precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="training arithmetic (default auto: bf16 on GPUs that have it, fp16 on older GPUs, fp32 on "
+        "CPUs; bf16 on a CPU is faster but can give NaN gradients)",
+    ),
+    FamilyOption(
+        "--compile",
+        "compile",
+        choices=COMPILE_MODES,
+        const="default",
+        metavar="MODE",
+        help="torch.compile each trial's network (MODE: default, reduce-overhead, max-autotune); pays "
+        "only for long trials, see docs/performance.md",
+    ),
 )
-CV_FOLDS = FamilyOption("--cv-folds", "cv_folds", type=int, metavar="K", check=_at_least_two_folds,
-                        help="cross-validation folds (default 8, as in the paper)")
-WEIGHTS = FamilyOption("--weights", "weights", default="imagenet", metavar="imagenet|none|PATH", check=_usable_weights,
-                       help="starting weights: imagenet (torchvision's IMAGENET1K_V1 from its cache, $TORCH_HOME; "
-                            "never downloaded), none (random init) or a state-dict file (default imagenet)")
+CV_FOLDS = FamilyOption(
+    "--cv-folds",
+    "cv_folds",
+    type=int,
+    metavar="K",
+    check=_at_least_two_folds,
+    help="cross-validation folds (default 8, as in the paper)",
+)
+WEIGHTS = FamilyOption(
+    "--weights",
+    "weights",
+    default="imagenet",
+    metavar="imagenet|none|PATH",
+    check=_usable_weights,
+    help="starting weights: imagenet (torchvision's IMAGENET1K_V1 from its cache, $TORCH_HOME; "
+    "never downloaded), none (random init) or a state-dict file (default imagenet)",
+)
 
-register(Family("tinynet", metric="val_accuracy", space="search_spaces.tinynet", trainable="trainables.tinynet",
-                options=TORCH_OPTIONS))
-register(Family("bovw", metric="cv_accuracy", space="search_spaces.bovw", trainable="trainables.bovw",
-                per_epoch=False, options=(CV_FOLDS,)))
-register(Family("inception", metric="val_accuracy", space="search_spaces.inception", trainable="trainables.inception",
-                options=(*TORCH_OPTIONS, WEIGHTS)))
-register(Family("mlp", metric="val_accuracy", space="search_spaces.mlp", trainable="trainables.mlp",
-                options=TORCH_OPTIONS))
+register(
+    Family(
+        "tinynet",
+        metric="val_accuracy",
+        space="search_spaces.tinynet",
+        trainable="trainables.tinynet",
+        options=TORCH_OPTIONS,
+    )
+)
+register(
+    Family(
+        "bovw",
+        metric="cv_accuracy",
+        space="search_spaces.bovw",
+        trainable="trainables.bovw",
+        per_epoch=False,
+        options=(CV_FOLDS,),
+    )
+)
+register(
+    Family(
+        "inception",
+        metric="val_accuracy",
+        space="search_spaces.inception",
+        trainable="trainables.inception",
+        options=(*TORCH_OPTIONS, WEIGHTS),
+    )
+)
+register(
+    Family("mlp", metric="val_accuracy", space="search_spaces.mlp", trainable="trainables.mlp", options=TORCH_OPTIONS)
+)

@@ -31,9 +31,9 @@ from urllib.parse import urlparse
 import torch
 import torch.nn as nn
 
-from trainables.core.session import TrialFailed
 from search_spaces.inception import BLOCKS, HEAD_ACTIVATIONS, MODES, NATIVE_INPUT  # noqa: F401 (re-exported)
 from trainables.core.layers import ACTIVATIONS
+from trainables.core.session import TrialFailed
 from trainables.core.torch_loop import AUX_WEIGHT, TorchClassifier, train_classifier
 
 BUILDER = "trainables.inception:build_model"
@@ -64,7 +64,7 @@ def fit(config: dict, dataset, session) -> TorchClassifier:
     return train_classifier(model, config, dataset, session, builder=BUILDER)
 
 
-def build_model(config: dict, num_classes: int, *, pretrained: bool = True, weights: str = "none") -> "InceptionNet":
+def build_model(config: dict, num_classes: int, *, pretrained: bool = True, weights: str = "none") -> InceptionNet:
     """The network `config` describes; `weights` ('imagenet', 'none' or a state-dict path) seeds its
     trunk when `pretrained` (reloading a saved model passes pretrained=False: its file has them all)."""
     import torchvision
@@ -76,20 +76,37 @@ def build_model(config: dict, num_classes: int, *, pretrained: bool = True, weig
     base = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=state is None)
     if state is not None:
         base.load_state_dict(trunk_tensors(state, base), strict=False)  # the heads are replaced anyway
-    return InceptionNet(base, num_classes=num_classes, mode=config.get("mode", "unfreeze"),
-                        unfreeze_blocks=int(config.get("unfreeze_blocks", 2)),
-                        cut_after=config.get("cut_after", BLOCKS[-1]), head_width=int(config.get("head_width", 0)),
-                        activation=config.get("activation", "relu"), dropout=float(config.get("dropout", 0.0)),
-                        aux=float(config.get("aux_weight", AUX_WEIGHT)) > 0 and input_size >= AUX_MIN_INPUT,
-                        input_stats=PRETRAINED_STATS if state is not None else None)
+    return InceptionNet(
+        base,
+        num_classes=num_classes,
+        mode=config.get("mode", "unfreeze"),
+        unfreeze_blocks=int(config.get("unfreeze_blocks", 2)),
+        cut_after=config.get("cut_after", BLOCKS[-1]),
+        head_width=int(config.get("head_width", 0)),
+        activation=config.get("activation", "relu"),
+        dropout=float(config.get("dropout", 0.0)),
+        aux=float(config.get("aux_weight", AUX_WEIGHT)) > 0 and input_size >= AUX_MIN_INPUT,
+        input_stats=PRETRAINED_STATS if state is not None else None,
+    )
 
 
 class InceptionNet(nn.Module):
     """InceptionV3's trunk (its torchvision modules, as far as the mode keeps them) + a new head."""
 
-    def __init__(self, base: nn.Module, *, num_classes: int, mode: str = "unfreeze", unfreeze_blocks: int = 2,
-                 cut_after: str = BLOCKS[-1], head_width: int = 0, activation: str = "relu", dropout: float = 0.0,
-                 aux: bool = False, input_stats=None):
+    def __init__(
+        self,
+        base: nn.Module,
+        *,
+        num_classes: int,
+        mode: str = "unfreeze",
+        unfreeze_blocks: int = 2,
+        cut_after: str = BLOCKS[-1],
+        head_width: int = 0,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        aux: bool = False,
+        input_stats=None,
+    ):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -113,8 +130,9 @@ class InceptionNet(nn.Module):
         if aux and "Mixed_6e" in trained and "Mixed_7a" in kept:
             self.aux = base.AuxLogits
             self.aux.fc = nn.Linear(self.aux.fc.in_features, num_classes)
-        self.head = make_head(BLOCK_CHANNELS[kept[-1]], num_classes, width=head_width, activation=activation,
-                              dropout=dropout)
+        self.head = make_head(
+            BLOCK_CHANNELS[kept[-1]], num_classes, width=head_width, activation=activation, dropout=dropout
+        )
         # Read by the shared loop: the normalisation the starting weights were trained with.
         self.input_stats = input_stats
 
@@ -127,7 +145,7 @@ class InceptionNet(nn.Module):
         logits = self.head(x)
         return (logits, aux) if aux is not None else logits
 
-    def train(self, mode: bool = True) -> "InceptionNet":
+    def train(self, mode: bool = True) -> InceptionNet:
         super().train(mode)
         if mode:  # frozen blocks keep their BatchNorm statistics (as Keras does for trainable=False)
             for module in self.trunk.children():
@@ -183,17 +201,22 @@ def read_weights(choice: str) -> dict | None:
             raise WeightsError(
                 f"--weights imagenet: torchvision's InceptionV3 ImageNet file is not in its cache and nothing is "
                 f"downloaded here; place {path.name} (from {Inception_V3_Weights.IMAGENET1K_V1.url}) at {path} "
-                "(set $TORCH_HOME for another cache), or pass --weights PATH to a state-dict file, or --weights none")
+                "(set $TORCH_HOME for another cache), or pass --weights PATH to a state-dict file, or --weights none"
+            )
     else:
         path = Path(choice)
         if not path.is_file():
-            raise WeightsError(f"--weights {choice}: no such file; pass a torchvision inception_v3 state-dict file, "
-                               "'imagenet' (torchvision's cache) or 'none' (random init)")
+            raise WeightsError(
+                f"--weights {choice}: no such file; pass a torchvision inception_v3 state-dict file, "
+                "'imagenet' (torchvision's cache) or 'none' (random init)"
+            )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated download, pickle of something else, ...
-        raise WeightsError(f"--weights {choice}: cannot read {path} as a torch state dict "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise WeightsError(
+            f"--weights {choice}: cannot read {path} as a torch state dict "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
     check_trunk_tensors(state, path)
     return state
 
@@ -202,19 +225,26 @@ def check_trunk_tensors(state, path: Path) -> None:
     import torchvision
 
     if not isinstance(state, dict):
-        raise WeightsError(f"--weights {path}: holds a {type(state).__name__}, not a state dict; "
-                           "save one with torch.save(model.state_dict(), PATH)")
+        raise WeightsError(
+            f"--weights {path}: holds a {type(state).__name__}, not a state dict; "
+            "save one with torch.save(model.state_dict(), PATH)"
+        )
     with torch.device("meta"):  # shapes only, no memory, no init
         reference = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict()
     needed = [k for k in reference if not k.startswith(("fc.", "AuxLogits.")) and not k.endswith("num_batches_tracked")]
     wrong = [k for k in needed if not torch.is_tensor(state.get(k)) or state[k].shape != reference[k].shape]
     if wrong:
-        raise WeightsError(f"--weights {path}: not a torchvision inception_v3 state dict: {len(wrong)} of its "
-                           f"{len(needed)} trunk tensors are missing or shaped differently (first: {wrong[0]})")
+        raise WeightsError(
+            f"--weights {path}: not a torchvision inception_v3 state dict: {len(wrong)} of its "
+            f"{len(needed)} trunk tensors are missing or shaped differently (first: {wrong[0]})"
+        )
 
 
 def trunk_tensors(state: dict, model: nn.Module) -> dict:
     """The tensors of `state` that fit `model`, without the class layers (another head's size)."""
     own = model.state_dict()
-    return {k: v for k, v in state.items()
-            if k in own and not k.startswith(("fc.", "AuxLogits.fc.")) and v.shape == own[k].shape}
+    return {
+        k: v
+        for k, v in state.items()
+        if k in own and not k.startswith(("fc.", "AuxLogits.fc.")) and v.shape == own[k].shape
+    }

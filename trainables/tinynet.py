@@ -43,9 +43,21 @@ def build_model(config: dict, num_classes: int, *, pretrained: bool = False) -> 
 
 
 class TinyNet(nn.Module):
-    def __init__(self, *, num_classes: int, blocks: int = 4, base_width: int = 32, convs_per_block: int = 1,
-                 kernel_size: int = 3, activation: str = "relu", batchnorm: bool = True, residual: bool = False,
-                 depthwise: bool = False, dropout: float = 0.0, init: str = "kaiming"):
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        blocks: int = 4,
+        base_width: int = 32,
+        convs_per_block: int = 1,
+        kernel_size: int = 3,
+        activation: str = "relu",
+        batchnorm: bool = True,
+        residual: bool = False,
+        depthwise: bool = False,
+        dropout: float = 0.0,
+        init: str = "kaiming",
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
@@ -54,11 +66,23 @@ class TinyNet(nn.Module):
         layers, width_in = [], 3
         for index in range(blocks):
             width = base_width * 2**index
-            layers.append(Block(width_in, width, convs=convs_per_block, kernel_size=kernel_size, activation=activation,
-                                batchnorm=batchnorm, residual=residual, depthwise=depthwise and index > 0))
+            layers.append(
+                Block(
+                    width_in,
+                    width,
+                    convs=convs_per_block,
+                    kernel_size=kernel_size,
+                    activation=activation,
+                    batchnorm=batchnorm,
+                    residual=residual,
+                    depthwise=depthwise and index > 0,
+                )
+            )
             width_in = width
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(width_in, num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(width_in, num_classes)
+        )
         initialise(self, init, activation)
 
     def forward(self, x):

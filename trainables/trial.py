@@ -51,14 +51,12 @@ class TrialOutcome:
 
 def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> None:
     """Ray Tune's function trainable. Every exit path leaves the MLflow run in a final state."""
-    from ray import tune
-
+    import mlflow
     import ray
+    from ray import tune
 
     from serving.models import log_classifier
     from tracking.runs import TAG_MODEL_URI, TAG_NODE, TAG_TIMED_OUT, TrialRun
-
-    import mlflow
 
     started = time.perf_counter()
     family = settings.family
@@ -72,28 +70,45 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
     # checkpoints. Training alone = fit_seconds - epoch_log_seconds - tune_seconds.
     stopwatch = Stopwatch()
     with stopwatch("tracking"):
-        run = TrialRun.open(settings.target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(),
-                            params=config)
+        run = TrialRun.open(
+            settings.target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(), params=config
+        )
     if run.previous_status == "FINISHED":
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
         tune.report({**run.latest_metrics(), "already_finished": 1})
         return
     run.set_tags({TAG_NODE: ray.util.get_node_ip_address()})
-    session = TrialSession(max_epochs=settings.max_epochs, run=run, threads=settings.threads,
-                           report=tune.report, checkpoint=tune.get_checkpoint(), options=settings.options,
-                           time_limit=settings.time_limit, stopwatch=stopwatch)
+    session = TrialSession(
+        max_epochs=settings.max_epochs,
+        run=run,
+        threads=settings.threads,
+        report=tune.report,
+        checkpoint=tune.get_checkpoint(),
+        options=settings.options,
+        time_limit=settings.time_limit,
+        stopwatch=stopwatch,
+    )
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
         with stopwatch("tracking"):
             run.log_metrics(outcome.metrics)
             with tempfile.TemporaryDirectory() as folder:
-                write_trial_artifacts(Path(folder), outcome, dataset, curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS})
+                write_trial_artifacts(
+                    Path(folder),
+                    outcome,
+                    dataset,
+                    curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS},
+                )
                 run.client.log_artifacts(run.run_id, folder)
         with stopwatch("model_log"):
-            model = log_classifier(run.run_id, outcome.classifier, dataset.x_test[:2],
-                                   experiment_id=settings.target.experiment_id)
+            model = log_classifier(
+                run.run_id, outcome.classifier, dataset.x_test[:2], experiment_id=settings.target.experiment_id
+            )
         overhead = {**stopwatch.metrics(), "trial_seconds": time.perf_counter() - started}
-        run.log(metrics=overhead, tags={TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})})
+        run.log(
+            metrics=overhead,
+            tags={TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})},
+        )
         run.finish("FINISHED")
     except TrialFailed as exc:
         # Deterministic for this config: record why and let the sweep go on (no retry). Tune insists
@@ -133,8 +148,10 @@ def fit_and_evaluate(config: dict, dataset: Dataset, family: Family | str, sessi
         if not out_of_memory(exc):
             raise
         release_gpu_memory()
-        raise TrialFailed(f"out of GPU memory ({str(exc).splitlines()[0][:300]}); this configuration does not fit: "
-                          "pin a smaller --fix batch_size/input_size or give trials more GPU (--gpus-per-trial)") from exc
+        raise TrialFailed(
+            f"out of GPU memory ({str(exc).splitlines()[0][:300]}); this configuration does not fit: "
+            "pin a smaller --fix batch_size/input_size or give trials more GPU (--gpus-per-trial)"
+        ) from exc
     params = classifier.num_params
     metrics = {
         "test_accuracy": test.accuracy,
@@ -160,8 +177,9 @@ def write_trial_artifacts(folder: Path, outcome: TrialOutcome, dataset, *, curve
     with open(folder / "test_predictions.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["image", "true", "predicted", "probability"])
-        for name, true, predicted, probs in zip(dataset.test_names, dataset.y_test, outcome.test.predictions,
-                                                outcome.test.probabilities):
+        for name, true, predicted, probs in zip(
+            dataset.test_names, dataset.y_test, outcome.test.predictions, outcome.test.probabilities
+        ):
             writer.writerow([name, names[true], names[predicted], f"{probs[predicted]:.6f}"])
 
 

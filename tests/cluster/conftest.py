@@ -13,8 +13,18 @@ import pytest
 
 from tests.topology import AuthMlflowServer, Postgres, RayCluster, S3Server, Unavailable
 
-SMALL = ["--fix", "input_size=32", "--fix", "base_width=8", "--fix", "blocks=3", "--fix", "kernel_size=3",
-         "--fix", "convs_per_block=1"]
+SMALL = [
+    "--fix",
+    "input_size=32",
+    "--fix",
+    "base_width=8",
+    "--fix",
+    "blocks=3",
+    "--fix",
+    "kernel_size=3",
+    "--fix",
+    "convs_per_block=1",
+]
 
 
 @dataclass
@@ -48,8 +58,9 @@ def topology(tmp_path_factory):
         stack.callback(postgres.stop)
         s3 = S3Server(_folder(root, "s3"))
         stack.callback(s3.stop)
-        mlflow = AuthMlflowServer(_folder(root, "mlflow"), postgres=postgres, s3=s3,
-                                  password=f"scenesweep-{secrets.token_hex(12)}")
+        mlflow = AuthMlflowServer(
+            _folder(root, "mlflow"), postgres=postgres, s3=s3, password=f"scenesweep-{secrets.token_hex(12)}"
+        )
         stack.callback(mlflow.stop)
         ray = RayCluster(_folder(root, "ray"), workers=1)
         stack.callback(ray.stop)

@@ -24,8 +24,16 @@ EXPERIMENT = "cluster"
 SWEEP = "cluster-main"
 DIVERGES_WITHOUT_LR_FINDER = {
     **{k: v for k, v in PAPER_BEST.items() if k != "lr_finder"},
-    "input_size": 32, "base_width": 8, "blocks": 6, "convs_per_block": 2, "residual": True, "batchnorm": False,
-    "optimizer": "sgd", "lr": 0.3, "momentum": 0.99, "one_cycle": False,
+    "input_size": 32,
+    "base_width": 8,
+    "blocks": 6,
+    "convs_per_block": 2,
+    "residual": True,
+    "batchnorm": False,
+    "optimizer": "sgd",
+    "lr": 0.3,
+    "momentum": 0.99,
+    "one_cycle": False,
 }
 
 
@@ -36,9 +44,27 @@ def pins(config: dict) -> list[str]:
 @pytest.fixture(scope="module")
 def cluster_sweep(topology, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cluster-sweep")
-    result = run_cli("sweep", "--data", "demo", "--samples", "3", "--epochs", "2", "--seed", "1", "--scheduler", "fifo",
-                     "--name", SWEEP, "--experiment", EXPERIMENT, *topology.cluster_args(workdir / "sweeps"),
-                     *pins(DIVERGES_WITHOUT_LR_FINDER), cwd=workdir, env=topology.mlflow.client_env)
+    result = run_cli(
+        "sweep",
+        "--data",
+        "demo",
+        "--samples",
+        "3",
+        "--epochs",
+        "2",
+        "--seed",
+        "1",
+        "--scheduler",
+        "fifo",
+        "--name",
+        SWEEP,
+        "--experiment",
+        EXPERIMENT,
+        *topology.cluster_args(workdir / "sweeps"),
+        *pins(DIVERGES_WITHOUT_LR_FINDER),
+        cwd=workdir,
+        env=topology.mlflow.client_env,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return workdir, result
 
@@ -51,9 +77,13 @@ def test_every_trial_recorded_from_both_nodes(topology, cluster_sweep):
     stored = topology.s3.keys("artifacts/")
     for run in [parent, *finished]:
         mine = {key.rsplit("/", 1)[-1] for key in stored if f"/{run.info.run_id}/" in key}
-        expected = {"trials.csv", "best_trial.json"} if run is parent else {"confusion_matrix.png", "learning_curves.png"}
+        expected = (
+            {"trials.csv", "best_trial.json"} if run is parent else {"confusion_matrix.png", "learning_curves.png"}
+        )
         assert expected <= mine, (run.info.run_name, mine)
-    report_key = next(k for k in stored if f"/{finished[0].info.run_id}/" in k and k.endswith("classification_report.json"))
+    report_key = next(
+        k for k in stored if f"/{finished[0].info.run_id}/" in k and k.endswith("classification_report.json")
+    )
     downloaded = Path(client.download_artifacts(finished[0].info.run_id, "classification_report.json")).read_bytes()
     assert topology.s3.read(report_key) == downloaded and "accuracy" in json.loads(downloaded)
     model_files = {key.rsplit("/", 1)[-1] for key in stored if "/models/" in key}
@@ -96,12 +126,26 @@ def test_credentials_are_never_recorded(topology, cluster_sweep):
     assert tune_files and not [p for p in tune_files if secret in p.read_bytes()]
 
 
-@pytest.mark.parametrize("password, refusal", [(None, "are missing"), ("not-the-password", "were refused")],
-                         ids=["no credentials", "wrong credentials"])
+@pytest.mark.parametrize(
+    "password, refusal",
+    [(None, "are missing"), ("not-the-password", "were refused")],
+    ids=["no credentials", "wrong credentials"],
+)
 def test_auth_server_refuses_before_any_trial(topology, tmp_path, password, refusal):
     env = {"MLFLOW_TRACKING_USERNAME": None if password is None else "admin", "MLFLOW_TRACKING_PASSWORD": password}
-    result = run_cli("sweep", "--data", "demo", "--samples", "1", "--name", "refused",
-                     *topology.cluster_args(tmp_path / "sweeps"), cwd=tmp_path, env=env, timeout=120)
+    result = run_cli(
+        "sweep",
+        "--data",
+        "demo",
+        "--samples",
+        "1",
+        "--name",
+        "refused",
+        *topology.cluster_args(tmp_path / "sweeps"),
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     message = result.stderr.strip()
     assert message.startswith("scenesweep: error: ") and "\n" not in message

@@ -30,21 +30,47 @@ def trials(uri: str, sweep: str) -> list[dict]:
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return []
-    runs = client.search_runs([experiment.experiment_id],
-                              filter_string=f"tags.`scenesweep.sweep` = '{sweep}' AND tags.`scenesweep.role` = 'trial'")
-    return [{"run": run, "id": run.data.tags["scenesweep.trial_id"], "status": run.info.status,
-             "steps": [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")]} for run in runs]
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`scenesweep.sweep` = '{sweep}' AND tags.`scenesweep.role` = 'trial'",
+    )
+    return [
+        {
+            "run": run,
+            "id": run.data.tags["scenesweep.trial_id"],
+            "status": run.info.status,
+            "steps": [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")],
+        }
+        for run in runs
+    ]
 
 
 def mid_training(uri: str, sweep: str, *, epochs: int, node: str | None = None) -> bool:
     """A trial (on `node`, if given) is RUNNING with an epoch (and its checkpoint) done and more to go."""
-    return any(t["status"] == "RUNNING" and 1 <= len(t["steps"]) < epochs
-               and node in (None, t["run"].data.tags.get("scenesweep.node")) for t in trials(uri, sweep))
+    return any(
+        t["status"] == "RUNNING"
+        and 1 <= len(t["steps"]) < epochs
+        and node in (None, t["run"].data.tags.get("scenesweep.node"))
+        for t in trials(uri, sweep)
+    )
 
 
 def sweep_args(topology, storage: Path, name: str, *, samples: int, epochs: int) -> list[str]:
-    return ["--data", "demo", "--samples", str(samples), "--epochs", str(epochs), "--scheduler", "fifo",
-            "--name", name, "--experiment", EXPERIMENT, *topology.cluster_args(storage)]
+    return [
+        "--data",
+        "demo",
+        "--samples",
+        str(samples),
+        "--epochs",
+        str(epochs),
+        "--scheduler",
+        "fifo",
+        "--name",
+        name,
+        "--experiment",
+        EXPERIMENT,
+        *topology.cluster_args(storage),
+    ]
 
 
 def finish(process, log: Path, *, timeout: float = 600) -> str:
@@ -70,13 +96,24 @@ def assert_one_run_per_trial_and_none_open(uri: str, sweep: str) -> list[dict]:
 def test_worker_node_killed_mid_trial(topology, tmp_path):
     name, epochs = "fault-node", 6
     log = tmp_path / "sweep.log"
-    sweep = start_cli("sweep", *sweep_args(topology, tmp_path / "sweeps", name, samples=2, epochs=epochs), *QUICK,
-                      cwd=tmp_path, log=log, env=topology.mlflow.client_env)
+    sweep = start_cli(
+        "sweep",
+        *sweep_args(topology, tmp_path / "sweeps", name, samples=2, epochs=epochs),
+        *QUICK,
+        cwd=tmp_path,
+        log=log,
+        env=topology.mlflow.client_env,
+    )
     try:
         # One CPU per node and two trials at once: one of them runs on the worker node.
         worker = topology.ray.workers[-1]
-        wait_for(lambda: mid_training(topology.uri, name, epochs=epochs, node=worker.ip), timeout=300,
-                 what=f"a trial mid-training on {worker.ip}", process=sweep, interval=0.2)
+        wait_for(
+            lambda: mid_training(topology.uri, name, epochs=epochs, node=worker.ip),
+            timeout=300,
+            what=f"a trial mid-training on {worker.ip}",
+            process=sweep,
+            interval=0.2,
+        )
         worker.kill()
         output = finish(sweep, log)
     finally:
@@ -94,23 +131,33 @@ def test_worker_node_killed_mid_trial(topology, tmp_path):
 def test_orchestrator_sigkilled_then_resumed_keeps_tpe(topology, tmp_path):
     name, samples, epochs = "fault-sigkill", 4, 3
     storage, log = tmp_path / "sweeps", tmp_path / "sweep.log"
-    sweep = start_cli("sweep", *sweep_args(topology, storage, name, samples=samples, epochs=epochs), "--seed", "2",
-                      *QUICK, cwd=tmp_path, log=log, env=topology.mlflow.client_env)
+    sweep = start_cli(
+        "sweep",
+        *sweep_args(topology, storage, name, samples=samples, epochs=epochs),
+        "--seed",
+        "2",
+        *QUICK,
+        cwd=tmp_path,
+        log=log,
+        env=topology.mlflow.client_env,
+    )
 
     def one_done_one_running() -> bool:
         # Tune snapshots the searcher on its own schedule: wait until a snapshot holds a finished
         # trial (MLflow can say FINISHED before it does), so the resume has TPE history to keep.
         recorded = trials(topology.uri, name)
         return saved_finished_trials(storage / name) >= 1 and any(
-            t["status"] == "RUNNING" and t["steps"] for t in recorded)
+            t["status"] == "RUNNING" and t["steps"] for t in recorded
+        )
 
     wait_for(one_done_one_running, timeout=300, what="a finished and a running trial", process=sweep)
     os.kill(sweep.pid, signal.SIGKILL)
     finish(sweep, log)
     assert any(t["status"] == "RUNNING" for t in trials(topology.uri, name))  # left open by the dead driver
 
-    resumed = run_cli("resume", name, *topology.cluster_args(storage), cwd=tmp_path, env=topology.mlflow.client_env,
-                      timeout=600)
+    resumed = run_cli(
+        "resume", name, *topology.cluster_args(storage), cwd=tmp_path, env=topology.mlflow.client_env, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stdout[-4000:] + resumed.stderr[-4000:]
     restored = next(line for line in resumed.stdout.splitlines() if "restored with" in line)
     assert "Optuna TPESampler restored with" in restored and " 0 finished" not in restored, restored
@@ -147,10 +194,21 @@ def restored_study(path: Path):
 def test_ctrl_c_kills_running_trials_and_resume_finishes(topology, tmp_path):
     name, epochs = "fault-sigint", 4
     storage, log = tmp_path / "sweeps", tmp_path / "sweep.log"
-    sweep = start_cli("sweep", *sweep_args(topology, storage, name, samples=3, epochs=epochs), *QUICK,
-                      cwd=tmp_path, log=log, env=topology.mlflow.client_env)
-    wait_for(lambda: mid_training(topology.uri, name, epochs=epochs), timeout=300,
-             what="a trial mid-training", process=sweep, interval=0.2)
+    sweep = start_cli(
+        "sweep",
+        *sweep_args(topology, storage, name, samples=3, epochs=epochs),
+        *QUICK,
+        cwd=tmp_path,
+        log=log,
+        env=topology.mlflow.client_env,
+    )
+    wait_for(
+        lambda: mid_training(topology.uri, name, epochs=epochs),
+        timeout=300,
+        what="a trial mid-training",
+        process=sweep,
+        interval=0.2,
+    )
     os.kill(sweep.pid, signal.SIGINT)
     output = finish(sweep, log, timeout=180)
     assert sweep.returncode == 130, output[-4000:]
@@ -170,8 +228,21 @@ def test_ctrl_c_kills_running_trials_and_resume_finishes(topology, tmp_path):
 
 def test_tracking_server_down_at_start_stops_before_any_trial(topology, tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"
-    result = run_cli("sweep", "--data", "demo", "--name", "no-server", "--address", topology.ray.address,
-                     "--tracking-uri", dead, "--storage", str(tmp_path / "sweeps"), cwd=tmp_path, timeout=120)
+    result = run_cli(
+        "sweep",
+        "--data",
+        "demo",
+        "--name",
+        "no-server",
+        "--address",
+        topology.ray.address,
+        "--tracking-uri",
+        dead,
+        "--storage",
+        str(tmp_path / "sweeps"),
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith(f"scenesweep: error: cannot reach the MLflow tracking server at {dead}")
     assert not (tmp_path / "sweeps").exists()
@@ -188,8 +259,13 @@ def test_tracking_server_restarted_mid_sweep(topology, tmp_path):
         args[args.index("--tracking-uri") + 1] = server.uri
         sweep = start_cli("sweep", *args, *QUICK, cwd=tmp_path, log=log)
         # A trial has opened its run and is about to log its epochs: the outage comes now.
-        wait_for(lambda: any(t["status"] == "RUNNING" and not t["steps"] for t in trials(server.uri, name)),
-                 timeout=300, what="a trial starting to train", process=sweep, interval=0.2)
+        wait_for(
+            lambda: any(t["status"] == "RUNNING" and not t["steps"] for t in trials(server.uri, name)),
+            timeout=300,
+            what="a trial starting to train",
+            process=sweep,
+            interval=0.2,
+        )
         server.stop()
         down_at = time.time()
         time.sleep(OUTAGE_SECONDS)  # the outage itself (plus the restart below): not waiting on anything
@@ -202,8 +278,12 @@ def test_tracking_server_restarted_mid_sweep(topology, tmp_path):
         assert [t["status"] for t in recorded] == ["FINISHED"] * 2
         # Metrics were logged while the server was down (timestamps are taken before the call) and arrived.
         client = MlflowClient(server.uri)
-        stamps = [m.timestamp / 1000 for t in recorded for key in t["run"].data.metrics
-                  for m in client.get_metric_history(t["run"].info.run_id, key)]
+        stamps = [
+            m.timestamp / 1000
+            for t in recorded
+            for key in t["run"].data.metrics
+            for m in client.get_metric_history(t["run"].info.run_id, key)
+        ]
         assert any(down_at <= stamp <= back_at for stamp in stamps), (down_at, back_at, stamps)
     finally:
         server.stop()
@@ -211,9 +291,13 @@ def test_tracking_server_restarted_mid_sweep(topology, tmp_path):
 
 def test_every_trial_failing_fails_the_sweep_with_its_errors(topology, tmp_path):
     name = "fault-all-fail"
-    result = run_cli("sweep", *sweep_args(topology, tmp_path / "sweeps", name, samples=2, epochs=2),
-                     *pins({**DIVERGES_WITHOUT_LR_FINDER, "lr_finder": False}), cwd=tmp_path,
-                     env=topology.mlflow.client_env)
+    result = run_cli(
+        "sweep",
+        *sweep_args(topology, tmp_path / "sweeps", name, samples=2, epochs=2),
+        *pins({**DIVERGES_WITHOUT_LR_FINDER, "lr_finder": False}),
+        cwd=tmp_path,
+        env=topology.mlflow.client_env,
+    )
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "scenesweep: error: no trial finished; distinct errors:" in result.stderr
     assert "  2 x training diverged: train loss is nan at epoch 1 (lr 0.3)" in result.stderr

@@ -7,9 +7,9 @@ import pytest
 from search_spaces import parse_pins
 from search_spaces.bovw import PAPER_BEST, suggest
 from tests.search_spaces.spaces import assert_point_of_space, sample_configs
-from trainables.bovw.pipeline import check_encoding
 from trainables.bovw.classifiers import FeatureSettings
 from trainables.bovw.descriptors import DescriptorSpec
+from trainables.bovw.pipeline import check_encoding
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -31,8 +31,13 @@ def test_samples_are_conditional_and_always_buildable(seed):
 
 
 def test_paper_best_is_the_papers_pipeline_and_a_point_of_the_space():
-    assert (PAPER_BEST["descriptor"], PAPER_BEST["encoding"], PAPER_BEST["gmm_components"],
-            PAPER_BEST["descriptor_pca"], PAPER_BEST["svm_kernel"]) == ("dense_sift", "fisher", 16, 32, "rbf")
+    assert (
+        PAPER_BEST["descriptor"],
+        PAPER_BEST["encoding"],
+        PAPER_BEST["gmm_components"],
+        PAPER_BEST["descriptor_pca"],
+        PAPER_BEST["svm_kernel"],
+    ) == ("dense_sift", "fisher", 16, 32, "rbf")
     assert_point_of_space("bovw", PAPER_BEST)
 
 
@@ -47,11 +52,14 @@ def test_tpe_samples_the_conditional_space():
     assert study.trials[0].params["gmm_components"] == 16
 
 
-@pytest.mark.parametrize("pin, message", [
-    ("descriptor=surf", "SURF is patented"),
-    ("codebook_size=9000", "out of the space's range [32, 4096]"),
-    ("svm_kernel=sigmoid", "choose one of linear, rbf, intersection, chi2"),
-])
+@pytest.mark.parametrize(
+    "pin, message",
+    [
+        ("descriptor=surf", "SURF is patented"),
+        ("codebook_size=9000", "out of the space's range [32, 4096]"),
+        ("svm_kernel=sigmoid", "choose one of linear, rbf, intersection, chi2"),
+    ],
+)
 def test_pins_are_checked(pin, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_pins("bovw", [pin])
@@ -59,4 +67,7 @@ def test_pins_are_checked(pin, message):
 
 def test_pins_accept_the_widest_range_of_a_bounded_parameter():
     assert parse_pins("bovw", ["codebook_size=4096", "patch_sizes=8,16", "pca_components=0.95"]) == {
-        "codebook_size": 4096, "patch_sizes": "8,16", "pca_components": 0.95}
+        "codebook_size": 4096,
+        "patch_sizes": "8,16",
+        "pca_components": 0.95,
+    }

@@ -44,8 +44,13 @@ def test_sampled_configs_build_and_run():
 
 
 def test_paper_best_is_the_papers_point_of_the_space():
-    assert {k: PAPER_BEST[k] for k in ("optimizer", "lr", "momentum", "activation", "aug_hflip")} == \
-        {"optimizer": "sgd", "lr": 0.001, "momentum": 0.9, "activation": "relu", "aug_hflip": True}
+    assert {k: PAPER_BEST[k] for k in ("optimizer", "lr", "momentum", "activation", "aug_hflip")} == {
+        "optimizer": "sgd",
+        "lr": 0.001,
+        "momentum": 0.9,
+        "activation": "relu",
+        "aug_hflip": True,
+    }
     assert not any(PAPER_BEST[k] for k in AUGMENTATIONS if k != "aug_hflip")
     assert PAPER_BEST["input_size"] == 299  # InceptionV3's native size, what the paper trained at
 
@@ -60,7 +65,11 @@ def test_the_default_config_trains_at_96_px_where_trials_get_no_gpu():
 
 
 def test_pins_reach_conditional_parameters():
-    assert parse_pins("inception", ["mode=cut", "cut_after=Mixed_5b", "input_size=75", "lr=0.01"]) == \
-        {"mode": "cut", "cut_after": "Mixed_5b", "input_size": 75, "lr": 0.01}
+    assert parse_pins("inception", ["mode=cut", "cut_after=Mixed_5b", "input_size=75", "lr=0.01"]) == {
+        "mode": "cut",
+        "cut_after": "Mixed_5b",
+        "input_size": 75,
+        "lr": 0.01,
+    }
     with pytest.raises(ValueError, match="choose one of Mixed_5b"):
         parse_pins("inception", ["cut_after=Mixed_8a"])

@@ -35,7 +35,11 @@ def test_paper_best_is_the_papers_best_mlp_and_a_point_of_the_space():
 
 
 def test_pins_reach_every_mode():
-    assert parse_pins("mlp", ["mode=patch_bovw", "patch_size=16", "codebook_size=64", "svm_kernel=rbf"]) == \
-        {"mode": "patch_bovw", "patch_size": 16, "codebook_size": 64, "svm_kernel": "rbf"}
+    assert parse_pins("mlp", ["mode=patch_bovw", "patch_size=16", "codebook_size=64", "svm_kernel=rbf"]) == {
+        "mode": "patch_bovw",
+        "patch_size": 16,
+        "codebook_size": 64,
+        "svm_kernel": "rbf",
+    }
     with pytest.raises(ValueError, match="choose one of"):
         parse_pins("mlp", ["mode=cnn"])

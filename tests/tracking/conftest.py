@@ -10,8 +10,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from serving.models import log_classifier
-from trainables.tinynet import BUILDER, build_model
 from trainables.core.torch_loop import TorchClassifier
+from trainables.tinynet import BUILDER, build_model
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,16 @@ class LocalStore:
 def tiny_classifier(class_names, *, seed: int) -> TorchClassifier:
     torch.manual_seed(seed)
     model = build_model({"blocks": 2, "base_width": 4}, len(class_names))
-    return TorchClassifier(model, builder=BUILDER, config={"blocks": 2, "base_width": 4}, class_names=class_names,
-                           image_size=32, input_size=32, mean=[0.5] * 3, std=[0.25] * 3)
+    return TorchClassifier(
+        model,
+        builder=BUILDER,
+        config={"blocks": 2, "base_width": 4},
+        class_names=class_names,
+        image_size=32,
+        input_size=32,
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +55,9 @@ def local_store(tmp_path_factory, demo_dataset) -> LocalStore:
     trials = []
     for seed in range(2):
         run_id = client.create_run(experiment_id, run_name=f"trial-{seed}").info.run_id
-        info = log_classifier(run_id, tiny_classifier(names, seed=seed), demo_dataset.x_test[:2],
-                              experiment_id=experiment_id)
+        info = log_classifier(
+            run_id, tiny_classifier(names, seed=seed), demo_dataset.x_test[:2], experiment_id=experiment_id
+        )
         client.set_terminated(run_id)
         trials.append(LoggedTrial(run_id=run_id, model_uri=info.model_uri))
     yield LocalStore(uri=uri, client=client, trials=trials, class_names=names)

@@ -21,8 +21,10 @@ def model(local_store):
 @pytest.fixture(scope="module")
 def photos(demo_dataset):
     """Demo test images blown up to odd, non-square sizes, as a camera would not deliver 32x32."""
-    return [cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-            for image, size in zip(demo_dataset.x_test[::40], [(97, 64), (64, 150), (200, 120), (33, 33)])]
+    return [
+        cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        for image, size in zip(demo_dataset.x_test[::40], [(97, 64), (64, 150), (200, 120), (33, 33)])
+    ]
 
 
 def jpeg(image):

@@ -10,10 +10,17 @@ from tracking.summary import TrialRow
 
 
 def candidate(trial, *, score, fingerprint="fp-a", metric="val_accuracy", mode="max", sweep="s1"):
-    return Candidate(sweep=sweep, family="tinynet", trial_id=f"t-{trial.run_id[:6]}", run_id=trial.run_id,
-                     model_uri=trial.model_uri, metric=metric, mode=mode,
-                     metrics={metric: score, "test_accuracy": 0.5, "params": 1234.0, "fit_seconds": 1.5},
-                     data_fingerprint=fingerprint)
+    return Candidate(
+        sweep=sweep,
+        family="tinynet",
+        trial_id=f"t-{trial.run_id[:6]}",
+        run_id=trial.run_id,
+        model_uri=trial.model_uri,
+        metric=metric,
+        mode=mode,
+        metrics={metric: score, "test_accuracy": 0.5, "params": 1234.0, "fit_seconds": 1.5},
+        data_fingerprint=fingerprint,
+    )
 
 
 def test_first_promotion_registers_a_tagged_version_and_points_the_alias(local_store):
@@ -22,9 +29,17 @@ def test_first_promotion_registers_a_tagged_version_and_points_the_alias(local_s
     assert (result.version, result.created, result.previous, result.uri) == ("1", True, None, "models:/first@champion")
     version = local_store.client.get_model_version_by_alias("first", "champion")
     assert str(version.version) == "1" and version.run_id == trial.run_id and version.source == trial.model_uri
-    assert {"scenesweep.sweep": "s1", "scenesweep.family": "tinynet", "scenesweep.run_id": trial.run_id,
-            "scenesweep.data_fingerprint": "fp-a", "scenesweep.selected_by": "val_accuracy", "scenesweep.mode": "max",
-            "val_accuracy": "0.8125", "test_accuracy": "0.5", "params": "1234"}.items() <= version.tags.items()
+    assert {
+        "scenesweep.sweep": "s1",
+        "scenesweep.family": "tinynet",
+        "scenesweep.run_id": trial.run_id,
+        "scenesweep.data_fingerprint": "fp-a",
+        "scenesweep.selected_by": "val_accuracy",
+        "scenesweep.mode": "max",
+        "val_accuracy": "0.8125",
+        "test_accuracy": "0.5",
+        "params": "1234",
+    }.items() <= version.tags.items()
     assert "val_accuracy 0.8125" in version.description
     model_id = trial.model_uri.split("/")[-1]
     linked = json.loads(local_store.client.get_logged_model(model_id).tags["mlflow.modelVersions"])
@@ -54,15 +69,22 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("champion, challenger, mode, force, outcome", CASES,
-                         ids=[f"{c[0][0]}{c[0][1][-1]}-{c[1][0]}{c[1][1][-1]}-{c[2]}{'-force' if c[3] else ''}" for c in CASES])
-def test_the_alias_moves_only_to_a_model_that_is_not_worse_on_the_same_data(local_store, champion, challenger, mode,
-                                                                             force, outcome):
+@pytest.mark.parametrize(
+    "champion, challenger, mode, force, outcome",
+    CASES,
+    ids=[f"{c[0][0]}{c[0][1][-1]}-{c[1][0]}{c[1][1][-1]}-{c[2]}{'-force' if c[3] else ''}" for c in CASES],
+)
+def test_the_alias_moves_only_to_a_model_that_is_not_worse_on_the_same_data(
+    local_store, champion, challenger, mode, force, outcome
+):
     name = f"duel-{CASES.index((champion, challenger, mode, force, outcome))}"
     metric = "val_accuracy" if mode == "max" else "val_loss"
     first, second = local_store.trials
-    promote(candidate(first, score=champion[0], fingerprint=champion[1], metric=metric, mode=mode),
-            tracking_uri=local_store.uri, name=name)
+    promote(
+        candidate(first, score=champion[0], fingerprint=champion[1], metric=metric, mode=mode),
+        tracking_uri=local_store.uri,
+        name=name,
+    )
     challenge = candidate(second, score=challenger[0], fingerprint=challenger[1], metric=metric, mode=mode, sweep="s2")
     if outcome == "refused":
         with pytest.raises(PromotionRefused, match=rf"{name}@champion is version 1 .* pass --force"):
@@ -88,11 +110,14 @@ def test_other_aliases_are_independent(local_store):
     assert str(local_store.client.get_model_version_by_alias("aliases", "champion").version) == "1"
 
 
-@pytest.mark.parametrize("uri, message", [
-    ("models:/no-such-model@champion", "Registered Model with name=no-such-model not found"),
-    ("models:/first@no-such-alias", "alias no-such-alias not found"),
-    ("not-a-model", "neither a model URI nor a folder"),
-])
+@pytest.mark.parametrize(
+    "uri, message",
+    [
+        ("models:/no-such-model@champion", "Registered Model with name=no-such-model not found"),
+        ("models:/first@no-such-alias", "alias no-such-alias not found"),
+        ("not-a-model", "neither a model URI nor a folder"),
+    ],
+)
 def test_unloadable_models_are_one_line_errors(local_store, uri, message):
     with pytest.raises(RegistryError, match=message) as error:
         load_model(uri, tracking_uri=local_store.uri)
@@ -103,20 +128,39 @@ def test_unloadable_models_are_one_line_errors(local_store, uri, message):
 def sweep_run(local_store):
     client = local_store.client
     experiment_id = client.get_run(local_store.trials[0].run_id).info.experiment_id
-    run = client.create_run(experiment_id, run_name="s9", tags={"scenesweep.sweep": "s9", "scenesweep.family": "tinynet",
-                                                                 "scenesweep.role": "sweep"})
+    run = client.create_run(
+        experiment_id,
+        run_name="s9",
+        tags={"scenesweep.sweep": "s9", "scenesweep.family": "tinynet", "scenesweep.role": "sweep"},
+    )
     client.log_param(run.info.run_id, "data_fingerprint", "fp-z")
     return client.get_run(run.info.run_id)
 
 
 def trial_row(trial, **metrics):
-    return TrialRow(trial_id="t1", run_id=trial.run_id, status="FINISHED", pruned=False, epochs=3, metrics=metrics,
-                    params={}, model_uri=trial.model_uri)
+    return TrialRow(
+        trial_id="t1",
+        run_id=trial.run_id,
+        status="FINISHED",
+        pruned=False,
+        epochs=3,
+        metrics=metrics,
+        params={},
+        model_uri=trial.model_uri,
+    )
 
 
-@pytest.mark.parametrize("metric, allowed", [("val_accuracy", True), ("cv_accuracy", True), ("val_loss", True),
-                                             ("test_accuracy", False), ("accuracy_per_param", False),
-                                             ("train_accuracy", False)])
+@pytest.mark.parametrize(
+    "metric, allowed",
+    [
+        ("val_accuracy", True),
+        ("cv_accuracy", True),
+        ("val_loss", True),
+        ("test_accuracy", False),
+        ("accuracy_per_param", False),
+        ("train_accuracy", False),
+    ],
+)
 def test_only_validation_or_cv_metrics_select_a_model(local_store, sweep_run, metric, allowed):
     row = trial_row(local_store.trials[0], **{metric: 0.5})
     if not allowed:
@@ -128,7 +172,8 @@ def test_only_validation_or_cv_metrics_select_a_model(local_store, sweep_run, me
 
 
 def test_a_trial_without_a_logged_model_cannot_be_promoted(local_store, sweep_run):
-    row = TrialRow(trial_id="t2", run_id="r2", status="FINISHED", pruned=False, epochs=1,
-                   metrics={"val_accuracy": 0.9}, params={})
+    row = TrialRow(
+        trial_id="t2", run_id="r2", status="FINISHED", pruned=False, epochs=1, metrics={"val_accuracy": 0.9}, params={}
+    )
     with pytest.raises(RegistryError, match="trial t2 .* has no logged model"):
         candidate_from(row, sweep_run=sweep_run, metric="val_accuracy", mode="max")

@@ -49,7 +49,9 @@ def test_kernels_agree_with_their_definitions(histograms):
     intersection = np.array([[np.minimum(x, y).sum() for y in b] for x in a])
     assert np.allclose(kernel_base("intersection", a, b), intersection, atol=1e-5)
     assert np.allclose(kernel_from_base("rbf", kernel_base("rbf", a, b), 0.7), rbf_kernel(a, b, gamma=0.7), atol=1e-5)
-    assert np.allclose(kernel_from_base("chi2", kernel_base("chi2", a, b), 0.7), chi2_kernel(a, b, gamma=0.7), atol=1e-5)
+    assert np.allclose(
+        kernel_from_base("chi2", kernel_base("chi2", a, b), 0.7), chi2_kernel(a, b, gamma=0.7), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("kind", ["intersection", "chi2"])
@@ -58,12 +60,18 @@ def test_additive_kernels_refuse_signed_features(kind):
         kernel_base(kind, -np.ones((2, 3)), np.ones((2, 3)))
 
 
-@pytest.mark.parametrize("kind, check", [
-    ("none", lambda x, y: np.array_equal(x, y)),
-    ("l1", lambda x, y: np.allclose(np.abs(y[:-1]).sum(axis=1), 1)),
-    ("l2", lambda x, y: np.allclose(np.linalg.norm(y[:-1], axis=1), 1)),
-    ("power_l2", lambda x, y: np.allclose(y[:-1], np.sqrt(x[:-1]) / np.linalg.norm(np.sqrt(x[:-1]), axis=1, keepdims=True))),
-])
+@pytest.mark.parametrize(
+    "kind, check",
+    [
+        ("none", lambda x, y: np.array_equal(x, y)),
+        ("l1", lambda x, y: np.allclose(np.abs(y[:-1]).sum(axis=1), 1)),
+        ("l2", lambda x, y: np.allclose(np.linalg.norm(y[:-1], axis=1), 1)),
+        (
+            "power_l2",
+            lambda x, y: np.allclose(y[:-1], np.sqrt(x[:-1]) / np.linalg.norm(np.sqrt(x[:-1]), axis=1, keepdims=True)),
+        ),
+    ],
+)
 def test_sample_normalisations(histograms, kind, check):
     features = np.vstack([histograms[0], np.zeros((1, histograms[0].shape[1]), np.float32)])
     normalised = SampleNormalizer(kind).fit_transform(features)
@@ -71,13 +79,16 @@ def test_sample_normalisations(histograms, kind, check):
     assert not normalised[-1].any()  # an empty image stays zero, no NaN
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"reduction": "lda", "lda_components": 8}, "LDA keeps at most classes-1 = 7"),
-    ({"svm_kernel": "chi2", "normalisation": "standard"}, "needs non-negative features"),
-    ({"svm_kernel": "intersection", "reduction": "pca", "pca_components": 16}, "needs non-negative features"),
-    ({"classifier": "forest"}, "unknown classifier 'forest'"),
-    ({"pca_components": -3, "reduction": "pca"}, "pca_components -3"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"reduction": "lda", "lda_components": 8}, "LDA keeps at most classes-1 = 7"),
+        ({"svm_kernel": "chi2", "normalisation": "standard"}, "needs non-negative features"),
+        ({"svm_kernel": "intersection", "reduction": "pca", "pca_components": 16}, "needs non-negative features"),
+        ({"classifier": "forest"}, "unknown classifier 'forest'"),
+        ({"pca_components": -3, "reduction": "pca"}, "pca_components -3"),
+    ],
+)
 def test_impossible_settings_say_why(config, message):
     with pytest.raises(ClassifierSettingsError, match=message):
         FeatureSettings.from_config(config, num_classes=8)
@@ -91,7 +102,13 @@ PIPELINES = [
     {"classifier": "svm", "svm_kernel": "rbf", "normalisation": "standard", "reduction": "pca", "pca_components": 0.9},
     {"classifier": "knn", "knn_neighbors": 3, "knn_metric": "cosine", "normalisation": "l2"},
     {"classifier": "knn", "knn_neighbors": 5, "knn_metric": "manhattan", "reduction": "lda"},
-    {"classifier": "logistic", "logistic_C": 10.0, "normalisation": "standard", "reduction": "pca", "pca_components": 16},
+    {
+        "classifier": "logistic",
+        "logistic_C": 10.0,
+        "normalisation": "standard",
+        "reduction": "pca",
+        "pca_components": 16,
+    },
 ]
 
 
@@ -126,8 +143,9 @@ def test_precomputed_base_gives_the_same_svm(histograms):
     base = kernel_base("chi2", features, features)
     plain = KernelSVM(kernel="chi2", C=3.0).fit(features[train], labels[train])
     shortcut = KernelSVM(kernel="chi2", C=3.0).fit(features[train], labels[train], base=base[np.ix_(train, train)])
-    assert np.allclose(plain.decision_function(features[test]),
-                       shortcut.decision_function(None, base=base[np.ix_(test, train)]))
+    assert np.allclose(
+        plain.decision_function(features[test]), shortcut.decision_function(None, base=base[np.ix_(test, train)])
+    )
 
 
 def test_more_folds_than_the_smallest_class_is_refused(histograms):

@@ -67,12 +67,15 @@ def test_flat_images_have_no_keypoints_and_do_not_crash(images, method):
     assert descriptors.shape == (0, found.dim) and positions.shape == (0, 2)
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"method": "surf"}, "SURF is patented"),
-    ({"method": "hog"}, "unknown descriptor 'hog'"),
-    ({"color": "hsv"}, "unknown color 'hsv'"),
-    ({"method": "orb", "color": "rgb"}, "grey images only"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"method": "surf"}, "SURF is patented"),
+        ({"method": "hog"}, "unknown descriptor 'hog'"),
+        ({"color": "hsv"}, "unknown color 'hsv'"),
+        ({"method": "orb", "color": "rgb"}, "grey images only"),
+    ],
+)
 def test_impossible_descriptors_say_why(config, message):
     with pytest.raises(DescriptorError, match=message):
         DescriptorSpec(**config)
@@ -80,8 +83,16 @@ def test_impossible_descriptors_say_why(config, message):
 
 
 def test_spec_from_search_space_keys_and_identity():
-    spec = DescriptorSpec.from_config({"descriptor": "dense_sift", "patch_sizes": "8,16", "dense_step": 6, "upscale": 2,
-                                       "keypoints": 999, "rootsift": True})
+    spec = DescriptorSpec.from_config(
+        {
+            "descriptor": "dense_sift",
+            "patch_sizes": "8,16",
+            "dense_step": 6,
+            "upscale": 2,
+            "keypoints": 999,
+            "rootsift": True,
+        }
+    )
     assert spec.sizes == (8, 16) and spec.step == 6 and spec.upscale == 2
     assert "keypoints" not in spec.identity()  # unused by dense SIFT: does not split the cache
     assert DescriptorSpec.from_config({"patch_sizes": 8}).sizes == (8,)  # as `best` reads it back from MLflow

@@ -47,7 +47,11 @@ def test_encodings_shapes_and_normalisation(descriptors, params, levels):
     features = encoder.transform(descriptors)
     words = params.get("codebook_size") or params.get("gmm_components") or params.get("vlad_clusters")
     per_cell = {"histogram": words, "fisher": 2 * words * 16, "vlad": words * 16}[params["encoding"]]
-    assert features.shape == (len(descriptors), per_cell * pyramid_cells(levels)) == (len(descriptors), encoder.feature_dim)
+    assert (
+        features.shape
+        == (len(descriptors), per_cell * pyramid_cells(levels))
+        == (len(descriptors), encoder.feature_dim)
+    )
     assert features.dtype == np.float32 and np.isfinite(features).all()
     assert not features[-1].any()  # the image without descriptors encodes to zeros
     assert encoder.empty_images(descriptors) == 1
@@ -71,12 +75,15 @@ def test_encoder_is_deterministic_for_a_seed(descriptors):
     assert np.array_equal(first.transform(descriptors), second.transform(descriptors))
 
 
-@pytest.mark.parametrize("params, message", [
-    (dict(encoding="histogram", codebook_size=5000), "codebook_size 5000 is more than the"),
-    (dict(encoding="fisher", gmm_components=2000, descriptor_pca=16), "gmm_components 2000 is more than the"),
-    (dict(encoding="fisher", gmm_components=8, descriptor_pca=200), "descriptor_pca 200 is more than"),
-    (dict(encoding="bag"), "unknown encoding 'bag'"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(encoding="histogram", codebook_size=5000), "codebook_size 5000 is more than the"),
+        (dict(encoding="fisher", gmm_components=2000, descriptor_pca=16), "gmm_components 2000 is more than the"),
+        (dict(encoding="fisher", gmm_components=8, descriptor_pca=200), "descriptor_pca 200 is more than"),
+        (dict(encoding="bag"), "unknown encoding 'bag'"),
+    ],
+)
 def test_impossible_encoders_say_why(descriptors, params, message):
     with pytest.raises(EncodingError, match=message):
         BovwEncoder(**params).fit(descriptors)
@@ -85,8 +92,9 @@ def test_impossible_encoders_say_why(descriptors, params, message):
 def test_arbitrary_descriptors_encode(descriptors):
     """Any per-image float descriptors with positions (the MLP family's patches) go through unchanged."""
     rng = np.random.default_rng(0)
-    patches = DescriptorSet.from_arrays([rng.normal(size=(16, 12)).astype(np.float32) for _ in range(10)],
-                                        [rng.random((16, 2)) for _ in range(10)])
+    patches = DescriptorSet.from_arrays(
+        [rng.normal(size=(16, 12)).astype(np.float32) for _ in range(10)], [rng.random((16, 2)) for _ in range(10)]
+    )
     encoder = BovwEncoder(encoding="vlad", vlad_clusters=4, pyramid_levels=1).fit(patches)
     assert encoder.transform(patches).shape == (10, 4 * 12 * 5)
 

@@ -137,7 +137,9 @@ def test_bad_input_is_one_clear_data_error(tmp_path, build, extra, message):
 def test_corrupt_files_are_named(tmp_path):
     root = tmp_path / "data"
     _corrupt(root)
-    with pytest.raises(DataError, match=r"train/city/broken.jpg.*test/woods/empty.png|test/woods/empty.png.*train/city/broken.jpg"):
+    with pytest.raises(
+        DataError, match=r"train/city/broken.jpg.*test/woods/empty.png|test/woods/empty.png.*train/city/broken.jpg"
+    ):
         load_dataset(spec(root, tmp_path))
 
 

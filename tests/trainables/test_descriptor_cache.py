@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.trainables.bovw_images import real_images
-from trainables.bovw.descriptors import DescriptorSpec
 from trainables.bovw.cache import STORE_NAMESPACE, DescriptorCache, cache_key, descriptor_store
+from trainables.bovw.descriptors import DescriptorSpec
 
 SPEC = DescriptorSpec(step=8, sizes=(8, 16), upscale=2)  # ~0.1 s per image: long enough to overlap
 
@@ -23,8 +23,10 @@ def images(mit_split_64):
 
 
 def same(a, b) -> bool:
-    return all(np.array_equal(getattr(a, k), getattr(b, k)) and getattr(a, k).dtype == getattr(b, k).dtype
-               for k in ("descriptors", "positions", "offsets"))
+    return all(
+        np.array_equal(getattr(a, k), getattr(b, k)) and getattr(a, k).dtype == getattr(b, k).dtype
+        for k in ("descriptors", "positions", "offsets")
+    )
 
 
 def test_second_trial_hits_the_disk_and_gets_identical_arrays(images, tmp_path):
@@ -42,7 +44,9 @@ def test_second_trial_hits_the_disk_and_gets_identical_arrays(images, tmp_path):
 
 def test_key_follows_pixels_and_the_descriptor_settings_that_matter(images):
     key = cache_key(images, SPEC)
-    assert key == cache_key(images.copy(), DescriptorSpec(step=8, sizes=(8, 16), upscale=2, keypoints=7))  # unused field
+    assert key == cache_key(
+        images.copy(), DescriptorSpec(step=8, sizes=(8, 16), upscale=2, keypoints=7)
+    )  # unused field
     assert key != cache_key(images, DescriptorSpec(step=8, sizes=(8, 16), upscale=1))
     assert key != cache_key(images[:-1], SPEC)
     changed = images.copy()
@@ -90,8 +94,13 @@ def test_two_processes_wanting_the_same_entry_compute_it_once(images, tmp_path):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}})
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}},
+    )
     try:
         yield ray
     finally:

@@ -18,12 +18,15 @@ def tiny_dataset():
     return load_dataset(DataSpec(per_class=4))
 
 
-@pytest.mark.parametrize(("requested", "expected"), [
-    ("fp32", "fp32"),
-    ("bf16", "bf16"),
-    ("fp16", "fp16"),
-    ("auto", "fp32"),  # CPU bf16 is opt-in: it gives NaN gradients in some configurations
-])
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [
+        ("fp32", "fp32"),
+        ("bf16", "bf16"),
+        ("fp16", "fp16"),
+        ("auto", "fp32"),  # CPU bf16 is opt-in: it gives NaN gradients in some configurations
+    ],
+)
 def test_precision_resolves_per_device(requested, expected):
     precision = resolve_precision(requested, CPU)
     assert precision.name == expected
@@ -85,8 +88,17 @@ def test_default_precision_trains_the_configuration_cpu_bf16_breaks():
     from trainables.tinynet import build_model
 
     torch.manual_seed(0)
-    model = build_model({"blocks": 4, "base_width": 32, "convs_per_block": 2, "kernel_size": 7,
-                         "init": "glorot_normal", "batchnorm": True}, 8)
+    model = build_model(
+        {
+            "blocks": 4,
+            "base_width": 32,
+            "convs_per_block": 2,
+            "kernel_size": 7,
+            "init": "glorot_normal",
+            "batchnorm": True,
+        },
+        8,
+    )
     x, y = torch.randn(64, 3, 32, 32), torch.randint(0, 8, (64,))
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4)
     precision = resolve_precision("auto", CPU)

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 
 from serving.gradcam import GradCamUnsupported, grad_cam, overlay, pick_examples, supports_gradcam
-from trainables.tinynet import BUILDER, build_model
 from trainables.core.torch_loop import TorchClassifier
+from trainables.tinynet import BUILDER, build_model
 
 CLASSES = ["red", "green"]
 
@@ -39,8 +39,16 @@ class NoConvNet(nn.Sequential):
 
 
 def classifier_of(model, *, size=16, classes=CLASSES):
-    return TorchClassifier(model, builder=BUILDER, config={}, class_names=classes, image_size=size, input_size=size,
-                           mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
+    return TorchClassifier(
+        model,
+        builder=BUILDER,
+        config={},
+        class_names=classes,
+        image_size=size,
+        input_size=size,
+        mean=[0.0, 0.0, 0.0],
+        std=[1.0, 1.0, 1.0],
+    )
 
 
 def patch_image(colour, *, top, left, size=16, patch=4):

@@ -9,10 +9,18 @@ import torch
 import torch.nn as nn
 
 from trainables.core.classifier import SceneClassifier
-from trainables.inception import (BLOCKS, PRETRAINED_STATS, STEM, WeightsError, build_model, fit, imagenet_file,
-                                  read_weights)
 from trainables.core.session import TrialFailed, TrialSession
 from trainables.core.torch_loop import training_loss
+from trainables.inception import (
+    BLOCKS,
+    PRETRAINED_STATS,
+    STEM,
+    WeightsError,
+    build_model,
+    fit,
+    imagenet_file,
+    read_weights,
+)
 
 SMALL = 75  # InceptionV3's minimum input: cheap on CPU
 TRUNK = STEM + BLOCKS
@@ -39,8 +47,9 @@ MODES = [
 ]
 
 
-@pytest.mark.parametrize("config, trained", MODES,
-                         ids=[f"{c['mode']}-{c.get('unfreeze_blocks', c.get('cut_after', ''))}" for c, _ in MODES])
+@pytest.mark.parametrize(
+    "config, trained", MODES, ids=[f"{c['mode']}-{c.get('unfreeze_blocks', c.get('cut_after', ''))}" for c, _ in MODES]
+)
 def test_mode_freezes_exactly_its_blocks_and_trains_one_step(config, trained):
     torch.manual_seed(0)
     model = build_model({**config, "input_size": SMALL}, 8)
@@ -54,8 +63,9 @@ def test_mode_freezes_exactly_its_blocks_and_trains_one_step(config, trained):
     before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     model.train()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    loss, logits = training_loss(model, torch.rand(4, 3, SMALL, SMALL), torch.tensor([0, 1, 2, 3]),
-                                 nn.CrossEntropyLoss(), config)
+    loss, logits = training_loss(
+        model, torch.rand(4, 3, SMALL, SMALL), torch.tensor([0, 1, 2, 3]), nn.CrossEntropyLoss(), config
+    )
     loss.backward()
     optimizer.step()
     assert logits.shape == (4, 8) and torch.isfinite(loss)
@@ -119,8 +129,11 @@ def test_frozen_blocks_keep_batchnorm_in_eval_mode():
     modes = {name: module.training for name, module in model.trunk.named_children()}
     assert modes == {name: name in ("Mixed_7b", "Mixed_7c") for name in TRUNK}
     assert model.head.training
-    assert not any(m.training for m in model.trunk.modules() if isinstance(m, nn.BatchNorm2d) and
-                   not any(p.requires_grad for p in m.parameters()))
+    assert not any(
+        m.training
+        for m in model.trunk.modules()
+        if isinstance(m, nn.BatchNorm2d) and not any(p.requires_grad for p in m.parameters())
+    )
 
 
 def test_input_smaller_than_75_is_rejected():
@@ -131,10 +144,13 @@ def test_input_smaller_than_75_is_rejected():
 # --- weights ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", [
-    {"mode": "unfreeze", "unfreeze_blocks": 4, "input_size": 299},
-    {"mode": "cut", "cut_after": "Mixed_6a", "input_size": SMALL},
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"mode": "unfreeze", "unfreeze_blocks": 4, "input_size": 299},
+        {"mode": "cut", "cut_after": "Mixed_6a", "input_size": SMALL},
+    ],
+)
 def test_state_dict_file_seeds_every_kept_tensor(inception_weights_file, config):
     saved = torch.load(inception_weights_file, weights_only=True)
     model = build_model(config, 8, weights=str(inception_weights_file))
@@ -192,8 +208,18 @@ def test_reloading_never_reads_weights():
 
 
 def test_fit_trains_saves_and_reloads(demo_dataset, inception_weights_file, tmp_path):
-    config = {"mode": "cut", "cut_after": "Mixed_5b", "input_size": SMALL, "head_width": 32, "activation": "elu",
-              "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "batch_size": 64, "aug_hflip": True}
+    config = {
+        "mode": "cut",
+        "cut_after": "Mixed_5b",
+        "input_size": SMALL,
+        "head_width": 32,
+        "activation": "elu",
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "momentum": 0.9,
+        "batch_size": 64,
+        "aug_hflip": True,
+    }
     session = TrialSession(max_epochs=1, options={"weights": str(inception_weights_file)})
     classifier = fit(config, demo_dataset, session)
     assert [epoch for epoch, _ in session.history["val_accuracy"]] == [1]

@@ -6,22 +6,39 @@ import pytest
 import torch
 
 from search_spaces.mlp import PAPER_BEST
+from serving.pyfunc_model import ScenePyfuncModel
 from trainables.core.classifier import SceneClassifier
 from trainables.core.images import encode_png
+from trainables.core.session import TrialSession
 from trainables.mlp.network import MLP, build_model, hidden_widths
 from trainables.mlp.stages import aggregate
-from serving.pyfunc_model import ScenePyfuncModel
-from trainables.core.session import TrialSession
 from trainables.trial import fit_and_evaluate
 
 SMALL = {**PAPER_BEST, "layers": 2, "width_0": 128, "width_1": 64, "batch_size": 64}
 MODES = {
     "end_to_end": {**SMALL, "mode": "end_to_end", "input_size": 16},
-    "deep_features_svm": {**SMALL, "mode": "deep_features_svm", "input_size": 16, "feature_layer": 2,
-                          "svm_kernel": "rbf", "svm_C": 3.0, "svm_gamma": 1.0, "normalisation": "standard"},
+    "deep_features_svm": {
+        **SMALL,
+        "mode": "deep_features_svm",
+        "input_size": 16,
+        "feature_layer": 2,
+        "svm_kernel": "rbf",
+        "svm_C": 3.0,
+        "svm_gamma": 1.0,
+        "normalisation": "standard",
+    },
     "patches": {**SMALL, "mode": "patches", "patch_size": 16, "aggregation": "mean_prob"},
-    "patch_bovw": {**SMALL, "mode": "patch_bovw", "patch_size": 16, "feature_layer": 1, "codebook_size": 48,
-                   "pyramid_levels": 1, "normalisation": "l2", "svm_kernel": "linear", "svm_C": 10.0},
+    "patch_bovw": {
+        **SMALL,
+        "mode": "patch_bovw",
+        "patch_size": 16,
+        "feature_layer": 1,
+        "codebook_size": 48,
+        "pyramid_levels": 1,
+        "normalisation": "l2",
+        "svm_kernel": "linear",
+        "svm_C": 10.0,
+    },
 }
 
 
@@ -39,13 +56,23 @@ def test_each_mode_trains_and_its_saved_model_serves_raw_images(mode, demo_datas
     assert np.allclose(reloaded.predict_proba(images), outcome.classifier.predict_proba(images), atol=1e-5)
     served = ScenePyfuncModel()
     served.classifier = reloaded
-    frame = served.predict(None, pd.DataFrame({"image": [encode_png(np.kron(im, np.ones((2, 2, 1), np.uint8))) for im in images]}))
+    frame = served.predict(
+        None, pd.DataFrame({"image": [encode_png(np.kron(im, np.ones((2, 2, 1), np.uint8))) for im in images]})
+    )
     assert frame.shape == (6, demo_dataset.num_classes) and list(frame.columns) == list(demo_dataset.class_names)
     assert np.allclose(frame.to_numpy().sum(axis=1), 1, atol=1e-4)
 
 
 def test_hidden_layers_follow_the_config():
-    config = {"input_size": 8, "layers": 3, "width_0": 64, "width_1": 32, "width_2": 16, "batchnorm": True, "dropout": 0.1}
+    config = {
+        "input_size": 8,
+        "layers": 3,
+        "width_0": 64,
+        "width_1": 32,
+        "width_2": 16,
+        "batchnorm": True,
+        "dropout": 0.1,
+    }
     model = build_model(config, 5)
     assert isinstance(model, MLP) and hidden_widths(config) == [64, 32, 16]
     x = torch.rand(4, 3, 8, 8)

@@ -6,10 +6,17 @@ import pytest
 from trainables.mlp.patches import extract_patches, patch_starts
 
 
-@pytest.mark.parametrize("side, patch, starts", [
-    (64, 32, [0, 32]), (64, 64, [0]), (64, 8, list(range(0, 64, 8))), (64, 24, [0, 20, 40]), (64, 48, [0, 16]),
-    (30, 7, [0, 6, 12, 17, 23]),
-])
+@pytest.mark.parametrize(
+    "side, patch, starts",
+    [
+        (64, 32, [0, 32]),
+        (64, 64, [0]),
+        (64, 8, list(range(0, 64, 8))),
+        (64, 24, [0, 20, 40]),
+        (64, 48, [0, 16]),
+        (30, 7, [0, 6, 12, 17, 23]),
+    ],
+)
 def test_patch_starts(side, patch, starts):
     assert patch_starts(side, patch).tolist() == starts
 
@@ -35,9 +42,14 @@ def test_patch_larger_than_image_is_an_error():
         patch_starts(32, 48)
 
 
-@pytest.mark.parametrize("side, patch, stride, starts", [
-    (64, 16, 8, [0, 8, 16, 24, 32, 40, 48]), (64, 24, 12, [0, 10, 20, 30, 40]), (64, 32, 32, [0, 32]),
-])
+@pytest.mark.parametrize(
+    "side, patch, stride, starts",
+    [
+        (64, 16, 8, [0, 8, 16, 24, 32, 40, 48]),
+        (64, 24, 12, [0, 10, 20, 30, 40]),
+        (64, 32, 32, [0, 32]),
+    ],
+)
 def test_dense_starts_overlap_and_reach_the_last_pixel(side, patch, stride, starts):
     got = patch_starts(side, patch, stride)
     assert got.tolist() == starts and got[-1] + patch == side and np.diff(got).max() <= stride

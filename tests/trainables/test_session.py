@@ -39,7 +39,9 @@ def test_under_tune_each_epoch_sends_a_checkpoint_and_its_time_is_counted():
 
     session = TrialSession(max_epochs=2, report=report)
     for epoch in (1, 2):
-        session.report_epoch(epoch, {"val_accuracy": 0.5}, save=lambda folder, e=epoch: (folder / "state").write_text(str(e)))
+        session.report_epoch(
+            epoch, {"val_accuracy": 0.5}, save=lambda folder, e=epoch: (folder / "state").write_text(str(e))
+        )
     assert sent == [(1, "1")]  # the last epoch is held back for the final report
     session.send_final({"test_accuracy": 0.4})
     assert sent == [(1, "1"), (2, "2")]

@@ -34,8 +34,14 @@ def test_depths_and_kernels(blocks, kernel_size):
 @pytest.mark.parametrize("depthwise", [True, False])
 @pytest.mark.parametrize("convs_per_block", [1, 2])
 def test_block_options(batchnorm, residual, depthwise, convs_per_block):
-    config = {"batchnorm": batchnorm, "residual": residual, "depthwise": depthwise,
-              "convs_per_block": convs_per_block, "blocks": 3, "base_width": 8}
+    config = {
+        "batchnorm": batchnorm,
+        "residual": residual,
+        "depthwise": depthwise,
+        "convs_per_block": convs_per_block,
+        "blocks": 3,
+        "base_width": 8,
+    }
     model, out = forward(config)
     assert out.shape == (2, 5)
     has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
@@ -63,4 +69,8 @@ def test_depthwise_separable_cuts_parameters():
 
 def test_zeros_init_zeroes_every_weight():
     model = build_model({**PAPER_BEST, "init": "zeros"}, 8)
-    assert all(float(m.weight.detach().abs().sum()) == 0 for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    assert all(
+        float(m.weight.detach().abs().sum()) == 0
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+    )

@@ -17,10 +17,20 @@ def _raises(exc):
 
 def test_gpu_out_of_memory_fails_only_the_trial(monkeypatch, demo_dataset):
     # No GPU here: the error torch raises on one, raised where fit() would raise it.
-    monkeypatch.setattr(tinynet, "fit", _raises(torch.cuda.OutOfMemoryError(
-        "CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.19 GiB total capacity)")))
-    with pytest.raises(TrialFailed, match=r"out of GPU memory \(CUDA out of memory\. Tried to allocate 20\.00 GiB.*"
-                                          r"pin a smaller --fix batch_size/input_size"):
+    monkeypatch.setattr(
+        tinynet,
+        "fit",
+        _raises(
+            torch.cuda.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.19 GiB total capacity)"
+            )
+        ),
+    )
+    with pytest.raises(
+        TrialFailed,
+        match=r"out of GPU memory \(CUDA out of memory\. Tried to allocate 20\.00 GiB.*"
+        r"pin a smaller --fix batch_size/input_size",
+    ):
         fit_and_evaluate({}, demo_dataset, "tinynet", TrialSession(max_epochs=1))
 
 

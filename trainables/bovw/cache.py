@@ -67,15 +67,24 @@ class CacheStats:
     events: list[str] = field(default_factory=list)
 
     def as_metrics(self) -> dict:
-        return {"descriptor_cache_hits": self.hits, "descriptor_cache_misses": self.misses,
-                "descriptor_cache_cluster_hits": self.cluster_hits,
-                "descriptor_extract_seconds": round(self.extract_seconds, 3),
-                "descriptor_load_seconds": round(self.load_seconds, 3)}
+        return {
+            "descriptor_cache_hits": self.hits,
+            "descriptor_cache_misses": self.misses,
+            "descriptor_cache_cluster_hits": self.cluster_hits,
+            "descriptor_extract_seconds": round(self.extract_seconds, 3),
+            "descriptor_load_seconds": round(self.load_seconds, 3),
+        }
 
 
 class DescriptorCache:
-    def __init__(self, directory: str | Path | None, *, cluster: bool | None = None, wait_seconds: float = 1800.0,
-                 max_bytes: int = 4 << 30):
+    def __init__(
+        self,
+        directory: str | Path | None,
+        *,
+        cluster: bool | None = None,
+        wait_seconds: float = 1800.0,
+        max_bytes: int = 4 << 30,
+    ):
         """`directory`: the on-disk layer (None: none). `cluster`: use the Ray layer (None: when Ray
         runs on more than one node)."""
         self.directory = _usable_directory(directory)
@@ -139,8 +148,9 @@ class DescriptorCache:
             return None
         try:
             with np.load(path) as stored:
-                return DescriptorSet(descriptors=stored["descriptors"], positions=stored["positions"],
-                                     offsets=stored["offsets"])
+                return DescriptorSet(
+                    descriptors=stored["descriptors"], positions=stored["positions"], offsets=stored["offsets"]
+                )
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None  # damaged (disk full, killed writer on a filesystem without atomic rename): recompute
 
@@ -250,8 +260,9 @@ def descriptor_store(*, max_bytes: int = 4 << 30, idle_seconds: float = 3600.0, 
     import ray
 
     actor = ray.remote(num_cpus=0, max_restarts=0)(DescriptorStore)
-    return actor.options(name=name, namespace=STORE_NAMESPACE, lifetime="detached",
-                         get_if_exists=True).remote(max_bytes=max_bytes, idle_seconds=idle_seconds)
+    return actor.options(name=name, namespace=STORE_NAMESPACE, lifetime="detached", get_if_exists=True).remote(
+        max_bytes=max_bytes, idle_seconds=idle_seconds
+    )
 
 
 class DescriptorStore:

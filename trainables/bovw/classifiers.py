@@ -75,8 +75,10 @@ def _additive(kind: str, a: np.ndarray, b: np.ndarray, *, n_jobs: int = 1) -> np
     from concurrent.futures import ThreadPoolExecutor
 
     if (a.size and a.min() < 0) or (b.size and b.min() < 0):
-        raise ClassifierSettingsError(f"the {kind} kernel needs non-negative features (histograms); "
-                                      "use the histogram encoding without standard scaling or PCA/LDA")
+        raise ClassifierSettingsError(
+            f"the {kind} kernel needs non-negative features (histograms); "
+            "use the histogram encoding without standard scaling or PCA/LDA"
+        )
     out = np.empty((len(a), len(b)))
     symmetric = a is b  # a Gram matrix: compute the upper triangle, mirror it
 
@@ -116,7 +118,7 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
         self.gamma = gamma
         self.n_jobs = n_jobs  # threads for the additive kernels (BLAS does the others)
 
-    def fit(self, X, y, *, base: np.ndarray | None = None) -> "KernelSVM":
+    def fit(self, X, y, *, base: np.ndarray | None = None) -> KernelSVM:
         from sklearn.svm import SVC
 
         X = np.asarray(X, np.float32)
@@ -182,7 +184,7 @@ class KernelSVM(ClassifierMixin, BaseEstimator):
     def predict(self, X, *, base: np.ndarray | None = None) -> np.ndarray:
         return self.classes_[np.argmax(self.decision_function(X, base=base), axis=1)]
 
-    def calibrate(self, decisions: np.ndarray, y: np.ndarray) -> "KernelSVM":
+    def calibrate(self, decisions: np.ndarray, y: np.ndarray) -> KernelSVM:
         """Fit the softmax temperature on held-out decision values (minimum negative log-likelihood)."""
         self.temperature_ = fit_temperature(decisions, np.searchsorted(self.classes_, y))
         return self
@@ -254,32 +256,39 @@ class FeatureSettings:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, config: dict, *, num_classes: int, n_jobs: int = 1, seed: int = 0) -> "FeatureSettings":
+    def from_config(cls, config: dict, *, num_classes: int, n_jobs: int = 1, seed: int = 0) -> FeatureSettings:
         keys = {name for name in cls.__dataclass_fields__} - {"num_classes", "n_jobs", "seed"}
         settings = cls(**{k: config[k] for k in keys if k in config}, num_classes=num_classes, n_jobs=n_jobs, seed=seed)
         settings.check()
         return settings
 
     def check(self) -> None:
-        for value, allowed, name in ((self.normalisation, NORMALISATIONS, "normalisation"),
-                                     (self.reduction, REDUCTIONS, "reduction"),
-                                     (self.classifier, CLASSIFIERS, "classifier"),
-                                     (self.svm_kernel, KERNELS, "svm_kernel"),
-                                     (self.knn_metric, KNN_METRICS, "knn_metric"),
-                                     (self.knn_weights, ("uniform", "distance"), "knn_weights")):
+        for value, allowed, name in (
+            (self.normalisation, NORMALISATIONS, "normalisation"),
+            (self.reduction, REDUCTIONS, "reduction"),
+            (self.classifier, CLASSIFIERS, "classifier"),
+            (self.svm_kernel, KERNELS, "svm_kernel"),
+            (self.knn_metric, KNN_METRICS, "knn_metric"),
+            (self.knn_weights, ("uniform", "distance"), "knn_weights"),
+        ):
             if value not in allowed:
                 raise ClassifierSettingsError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         if self.classifier == "svm" and self.svm_kernel in ADDITIVE_KERNELS and not self.non_negative:
             raise ClassifierSettingsError(
                 f"the {self.svm_kernel} kernel needs non-negative features; it cannot follow "
-                f"normalisation={self.normalisation} / reduction={self.reduction} (use none, l1, l2 or power_l2 and no reduction)")
+                f"normalisation={self.normalisation} / reduction={self.reduction} (use none, l1, l2 or power_l2 and no reduction)"
+            )
         if self.reduction == "lda":
             most = self.num_classes - 1
             if self.lda_components is not None and not 1 <= int(self.lda_components) <= most:
-                raise ClassifierSettingsError(f"lda_components {self.lda_components} is impossible with {self.num_classes} "
-                                              f"classes: LDA keeps at most classes-1 = {most} dimensions")
+                raise ClassifierSettingsError(
+                    f"lda_components {self.lda_components} is impossible with {self.num_classes} "
+                    f"classes: LDA keeps at most classes-1 = {most} dimensions"
+                )
         if self.reduction == "pca" and not (0 < float(self.pca_components) < 1 or float(self.pca_components) >= 1):
-            raise ClassifierSettingsError(f"pca_components {self.pca_components} must be a count (>= 1) or a variance share in (0, 1)")
+            raise ClassifierSettingsError(
+                f"pca_components {self.pca_components} must be a count (>= 1) or a variance share in (0, 1)"
+            )
 
     @property
     def non_negative(self) -> bool:
@@ -301,17 +310,26 @@ class FeatureSettings:
         elif self.reduction == "lda":
             from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-            steps.append(("reduce", LinearDiscriminantAnalysis(n_components=int(self.lda_components or self.num_classes - 1))))
+            steps.append(
+                ("reduce", LinearDiscriminantAnalysis(n_components=int(self.lda_components or self.num_classes - 1)))
+            )
         return steps
 
     def classifier_step(self):
         if self.classifier == "svm":
-            return KernelSVM(kernel=self.svm_kernel, C=float(self.svm_C), gamma=float(self.svm_gamma), n_jobs=self.n_jobs)
+            return KernelSVM(
+                kernel=self.svm_kernel, C=float(self.svm_C), gamma=float(self.svm_gamma), n_jobs=self.n_jobs
+            )
         if self.classifier == "knn":
             from sklearn.neighbors import KNeighborsClassifier
 
-            return KNeighborsClassifier(n_neighbors=int(self.knn_neighbors), metric=self.knn_metric,
-                                        weights=self.knn_weights, algorithm="brute", n_jobs=self.n_jobs)
+            return KNeighborsClassifier(
+                n_neighbors=int(self.knn_neighbors),
+                metric=self.knn_metric,
+                weights=self.knn_weights,
+                algorithm="brute",
+                n_jobs=self.n_jobs,
+            )
         from sklearn.linear_model import LogisticRegression
 
         return LogisticRegression(C=float(self.logistic_C), max_iter=500, random_state=self.seed)
@@ -334,8 +352,10 @@ def _normaliser(kind: str):
 def check_folds(labels: np.ndarray, folds: int) -> None:
     smallest = int(np.bincount(labels).min()) if len(labels) else 0
     if folds < 2 or smallest < folds:
-        raise ClassifierSettingsError(f"{folds}-fold cross-validation needs at least {folds} images per class; "
-                                      f"the smallest class has {smallest}; use --cv-folds {max(2, smallest)} or fewer")
+        raise ClassifierSettingsError(
+            f"{folds}-fold cross-validation needs at least {folds} images per class; "
+            f"the smallest class has {smallest}; use --cv-folds {max(2, smallest)} or fewer"
+        )
 
 
 @dataclass(frozen=True)
@@ -399,8 +419,12 @@ def _cross_validate(features, labels, settings: FeatureSettings, folds: int) -> 
         for (_, test), (_, decisions) in zip(splits, results):
             held_out[test] = decisions
         final[-1].calibrate(held_out, labels)
-    return CVResult(accuracy=float(np.mean(accuracies)), accuracy_std=float(np.std(accuracies)),
-                    fold_accuracies=tuple(accuracies), final_model=final)
+    return CVResult(
+        accuracy=float(np.mean(accuracies)),
+        accuracy_std=float(np.std(accuracies)),
+        fold_accuracies=tuple(accuracies),
+        final_model=final,
+    )
 
 
 def pipeline_params(model: Pipeline) -> int:

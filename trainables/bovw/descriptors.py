@@ -72,7 +72,7 @@ class DescriptorSpec:
             raise DescriptorError(f"descriptor sizes must be positive: {self}")
 
     @classmethod
-    def from_config(cls, config: dict) -> "DescriptorSpec":
+    def from_config(cls, config: dict) -> DescriptorSpec:
         """Read the search space's keys (descriptor, color, upscale, keypoints, dense_step, patch_sizes, daisy_radius)."""
         sizes = config.get("patch_sizes", "16")
         if not isinstance(sizes, (tuple, list)):  # "8,16" from the space, or 8 read back from MLflow
@@ -95,8 +95,12 @@ class DescriptorSpec:
     def identity(self) -> dict:
         """The fields that change the descriptors of this method (the cache key; unused fields left out)."""
         used = {"method", "color", "upscale"}
-        used |= {"sift": {"keypoints"}, "orb": {"keypoints"}, "dense_sift": {"step", "sizes"},
-                 "daisy": {"step", "radius"}}[self.method]
+        used |= {
+            "sift": {"keypoints"},
+            "orb": {"keypoints"},
+            "dense_sift": {"step", "sizes"},
+            "daisy": {"step", "radius"},
+        }[self.method]
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if k in used}
 
 
@@ -115,7 +119,9 @@ class DescriptorSet:
             raise ValueError("offsets must run from 0 to the number of descriptors, never decreasing")
 
     @classmethod
-    def from_arrays(cls, descriptors: list[np.ndarray], positions: list[np.ndarray], *, dim: int | None = None) -> "DescriptorSet":
+    def from_arrays(
+        cls, descriptors: list[np.ndarray], positions: list[np.ndarray], *, dim: int | None = None
+    ) -> DescriptorSet:
         """Per-image (n_i, dim) descriptors and (n_i, 2) positions in [0, 1) -> one set (n_i may be 0)."""
         if len(descriptors) != len(positions):
             raise ValueError(f"{len(descriptors)} descriptor arrays but {len(positions)} position arrays")
@@ -155,11 +161,12 @@ class DescriptorSet:
         start, stop = self.offsets[index], self.offsets[index + 1]
         return self.descriptors[start:stop], self.positions[start:stop]
 
-    def images(self, start: int, stop: int) -> "DescriptorSet":
+    def images(self, start: int, stop: int) -> DescriptorSet:
         """Images start..stop-1 as their own set (views, no copy)."""
         first, last = self.offsets[start], self.offsets[stop]
-        return DescriptorSet(self.descriptors[first:last], self.positions[first:last],
-                             self.offsets[start : stop + 1] - first)
+        return DescriptorSet(
+            self.descriptors[first:last], self.positions[first:last], self.offsets[start : stop + 1] - first
+        )
 
     def sample(self, count: int, *, seed: int) -> np.ndarray:
         """A seeded uniform sample of at most `count` descriptors, as float32."""
@@ -226,7 +233,9 @@ class _Extractor:
             if values is None or not keypoints:
                 return np.zeros((0, spec.dim), np.float32), np.zeros((0, 2), np.float32)
             if parts and len(values) != len(parts[0]):
-                raise RuntimeError(f"{spec.method}: channels kept different keypoints ({len(values)} vs {len(parts[0])})")
+                raise RuntimeError(
+                    f"{spec.method}: channels kept different keypoints ({len(values)} vs {len(parts[0])})"
+                )
             parts.append(values)
         if spec.method == "orb":
             parts = [np.unpackbits(values, axis=1) for values in parts]
@@ -239,8 +248,9 @@ class _Extractor:
             sizes = self.spec.sizes if self.spec.method == "dense_sift" else (float(2 * self.spec.radius),)
             ys = np.arange(step / 2, height, step)
             xs = np.arange(step / 2, width, step)
-            self._grid_cache[(height, width)] = [cv2.KeyPoint(float(x), float(y), float(size))
-                                                 for size in sizes for y in ys for x in xs]
+            self._grid_cache[(height, width)] = [
+                cv2.KeyPoint(float(x), float(y), float(size)) for size in sizes for y in ys for x in xs
+            ]
         return self._grid_cache[(height, width)]
 
 

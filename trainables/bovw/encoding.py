@@ -83,15 +83,18 @@ class DescriptorTransform:
         self.mean_: np.ndarray | None = None
         self.components_: np.ndarray | None = None
 
-    def fit(self, sample: np.ndarray) -> "DescriptorTransform":
+    def fit(self, sample: np.ndarray) -> DescriptorTransform:
         x = self._root(sample.astype(np.float32))
         if self.pca_dims:
             if self.pca_dims > x.shape[1]:
-                raise EncodingError(f"descriptor_pca {self.pca_dims} is more than the descriptors' {x.shape[1]} "
-                                    f"dimensions; use at most {x.shape[1]}")
+                raise EncodingError(
+                    f"descriptor_pca {self.pca_dims} is more than the descriptors' {x.shape[1]} "
+                    f"dimensions; use at most {x.shape[1]}"
+                )
             if self.pca_dims > len(x):
-                raise EncodingError(f"descriptor_pca {self.pca_dims} needs at least that many sampled descriptors, "
-                                    f"got {len(x)}")
+                raise EncodingError(
+                    f"descriptor_pca {self.pca_dims} needs at least that many sampled descriptors, got {len(x)}"
+                )
             from sklearn.decomposition import PCA
 
             pca = PCA(n_components=self.pca_dims, random_state=self.seed).fit(x)
@@ -120,9 +123,20 @@ class DescriptorTransform:
 class BovwEncoder(BaseEstimator, TransformerMixin):
     """DescriptorSet -> (images, feature_dim) float32; see the module docstring."""
 
-    def __init__(self, *, encoding: str = "fisher", codebook_size: int = 256, gmm_components: int = 16,
-                 vlad_clusters: int = 64, descriptor_pca: int = 0, rootsift: bool = False, pyramid_levels: int = 0,
-                 sample_size: int = 100_000, seed: int = 0, n_jobs: int = 1):
+    def __init__(
+        self,
+        *,
+        encoding: str = "fisher",
+        codebook_size: int = 256,
+        gmm_components: int = 16,
+        vlad_clusters: int = 64,
+        descriptor_pca: int = 0,
+        rootsift: bool = False,
+        pyramid_levels: int = 0,
+        sample_size: int = 100_000,
+        seed: int = 0,
+        n_jobs: int = 1,
+    ):
         self.encoding = encoding
         self.codebook_size = codebook_size
         self.gmm_components = gmm_components
@@ -136,11 +150,11 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
 
     # -- fitting ---------------------------------------------------------------------------------
 
-    def fit(self, descriptors, y=None) -> "BovwEncoder":
+    def fit(self, descriptors, y=None) -> BovwEncoder:
         with threadpool_limits(limits=max(1, int(self.n_jobs))):
             return self._fit(descriptors)
 
-    def _fit(self, descriptors) -> "BovwEncoder":
+    def _fit(self, descriptors) -> BovwEncoder:
         if self.encoding not in ENCODINGS:
             raise EncodingError(f"unknown encoding {self.encoding!r}; choose one of {', '.join(ENCODINGS)}")
         self.weights_ = pyramid_weights(int(self.pyramid_levels))
@@ -152,8 +166,10 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
         words = self._words()
         if words > len(sample):
             what = {"histogram": "codebook_size", "fisher": "gmm_components", "vlad": "vlad_clusters"}[self.encoding]
-            raise EncodingError(f"{what} {words} is more than the {len(sample)} descriptors sampled from the training "
-                                f"images; use at most {len(sample)} (or denser descriptors)")
+            raise EncodingError(
+                f"{what} {words} is more than the {len(sample)} descriptors sampled from the training "
+                f"images; use at most {len(sample)} (or denser descriptors)"
+            )
         if self.encoding == "fisher":
             self._fit_gmm(sample, words)
         else:
@@ -161,13 +177,21 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
         return self
 
     def _words(self) -> int:
-        return int({"histogram": self.codebook_size, "fisher": self.gmm_components, "vlad": self.vlad_clusters}[self.encoding])
+        return int(
+            {"histogram": self.codebook_size, "fisher": self.gmm_components, "vlad": self.vlad_clusters}[self.encoding]
+        )
 
     def _fit_kmeans(self, sample: np.ndarray, words: int) -> None:
         from sklearn.cluster import MiniBatchKMeans
 
-        kmeans = MiniBatchKMeans(n_clusters=words, random_state=self.seed, batch_size=max(2048, 2 * words),
-                                 n_init=1, max_iter=100, init_size=min(len(sample), max(3 * words, 4096)))
+        kmeans = MiniBatchKMeans(
+            n_clusters=words,
+            random_state=self.seed,
+            batch_size=max(2048, 2 * words),
+            n_init=1,
+            max_iter=100,
+            init_size=min(len(sample), max(3 * words, 4096)),
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # duplicate points / few distinct clusters on tiny or flat data
             kmeans.fit(sample)
@@ -176,8 +200,15 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
     def _fit_gmm(self, sample: np.ndarray, components: int) -> None:
         from sklearn.mixture import GaussianMixture
 
-        gmm = GaussianMixture(n_components=components, covariance_type="diag", reg_covar=1e-4, max_iter=100,
-                              tol=1e-3, init_params="k-means++", random_state=self.seed)
+        gmm = GaussianMixture(
+            n_components=components,
+            covariance_type="diag",
+            reg_covar=1e-4,
+            max_iter=100,
+            tol=1e-3,
+            init_params="k-means++",
+            random_state=self.seed,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning: the best of 100 EM steps is used
             gmm.fit(sample)
@@ -213,7 +244,10 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
         start = 0
         while start < len(descriptors):
             stop = start + 1
-            while stop < len(descriptors) and descriptors.offsets[stop + 1] - descriptors.offsets[start] <= _CHUNK_DESCRIPTORS:
+            while (
+                stop < len(descriptors)
+                and descriptors.offsets[stop + 1] - descriptors.offsets[start] <= _CHUNK_DESCRIPTORS
+            ):
                 stop += 1
             chunk = descriptors.images(start, stop)
             x = self.transform_.transform(chunk.descriptors)
@@ -233,9 +267,16 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
             block = x[start : start + _ASSIGN_ROWS]
             if self.encoding == "fisher":
                 inv_var = 1.0 / self.sigmas_**2
-                log_p = (-0.5 * ((block**2) @ inv_var.T - 2 * block @ (self.means_ * inv_var).T
-                                 + np.sum(self.means_**2 * inv_var, axis=1))
-                         - np.sum(np.log(self.sigmas_), axis=1) + np.log(self.priors_))
+                log_p = (
+                    -0.5
+                    * (
+                        (block**2) @ inv_var.T
+                        - 2 * block @ (self.means_ * inv_var).T
+                        + np.sum(self.means_**2 * inv_var, axis=1)
+                    )
+                    - np.sum(np.log(self.sigmas_), axis=1)
+                    + np.log(self.priors_)
+                )
                 log_p -= log_p.max(axis=1, keepdims=True)
                 p = np.exp(log_p)
                 parts.append((p / p.sum(axis=1, keepdims=True)).astype(np.float32))
@@ -267,7 +308,9 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
             mu, sigma, prior = self.means_[None], self.sigmas_[None], self.priors_[None, :, None]
             denom = np.maximum(s0.sum(axis=1), 1.0)[:, None, None]  # descriptors per cell
             grad_mu = (s1 - s0[:, :, None] * mu) / sigma / (denom * np.sqrt(prior))
-            grad_var = ((s2 - 2 * mu * s1 + s0[:, :, None] * mu**2) / sigma**2 - s0[:, :, None]) / (denom * np.sqrt(2 * prior))
+            grad_var = ((s2 - 2 * mu * s1 + s0[:, :, None] * mu**2) / sigma**2 - s0[:, :, None]) / (
+                denom * np.sqrt(2 * prior)
+            )
             blocks = np.concatenate([grad_mu, grad_var], axis=2)
         blocks = blocks.reshape(total_cells, -1)
         blocks = np.sign(blocks) * np.sqrt(np.abs(blocks))  # power normalisation, per cell
@@ -300,8 +343,11 @@ class BovwEncoder(BaseEstimator, TransformerMixin):
             out = []
             for level in range(levels + 1):
                 f = side // 2**level
-                out.append(grid.reshape(2**level, f, 2**level, f, *stat.shape[1:]).sum(axis=(1, 3))
-                           .reshape(4**level, *stat.shape[1:]))
+                out.append(
+                    grid.reshape(2**level, f, 2**level, f, *stat.shape[1:])
+                    .sum(axis=(1, 3))
+                    .reshape(4**level, *stat.shape[1:])
+                )
             return np.concatenate(out)
 
         return up(s0), up(s1), (up(s2) if s2 is not None else None)

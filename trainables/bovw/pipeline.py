@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search_spaces.bovw import MAX_ADDITIVE_FEATURES, MAX_FEATURES
+from trainables.bovw.cache import DescriptorCache
 from trainables.bovw.classifiers import (
     ADDITIVE_KERNELS,
     ClassifierSettingsError,
@@ -37,16 +39,14 @@ from trainables.bovw.classifiers import (
 from trainables.bovw.descriptors import DescriptorError, DescriptorSet, DescriptorSpec, extract_descriptors
 from trainables.bovw.encoding import BovwEncoder, EncodingError, pyramid_cells
 from trainables.core.classifier import SceneClassifier
-from trainables.bovw.cache import DescriptorCache
 from trainables.core.session import TrialFailed
-from search_spaces.bovw import MAX_ADDITIVE_FEATURES, MAX_FEATURES
 
 DEFAULT_CV_FOLDS = 8
 CODEBOOK_SAMPLE = 64_000  # training descriptors sampled to fit PCA, codebook and GMM (>= 15 per word at 4096)
 _PIPELINE_FILE = "bovw_pipeline.joblib"
 
 
-def fit(config: dict, dataset, session) -> "BovwClassifier":
+def fit(config: dict, dataset, session) -> BovwClassifier:
     threads = max(1, int(session.threads))
     folds = int(session.options.get("cv_folds") or DEFAULT_CV_FOLDS)
     seed = int(np.random.randint(0, 2**31 - 1))  # drawn after the trial seeded numpy from --seed
@@ -109,20 +109,26 @@ def check_encoding(config: dict, spec: DescriptorSpec) -> None:
     encoding = config.get("encoding", "fisher")
     additive = config.get("classifier", "svm") == "svm" and config.get("svm_kernel") in ADDITIVE_KERNELS
     if additive and encoding != "histogram":
-        raise EncodingError(f"the {config['svm_kernel']} kernel needs non-negative histograms; {encoding} encodings "
-                            "are signed: use encoding=histogram or the linear / rbf kernel")
+        raise EncodingError(
+            f"the {config['svm_kernel']} kernel needs non-negative histograms; {encoding} encodings "
+            "are signed: use encoding=histogram or the linear / rbf kernel"
+        )
     dim = int(config.get("descriptor_pca", 0) or 0) or spec.dim
-    per_cell = {"histogram": int(config.get("codebook_size", 256)),
-                "fisher": 2 * int(config.get("gmm_components", 16)) * dim,
-                "vlad": int(config.get("vlad_clusters", 64)) * dim}.get(encoding)
+    per_cell = {
+        "histogram": int(config.get("codebook_size", 256)),
+        "fisher": 2 * int(config.get("gmm_components", 16)) * dim,
+        "vlad": int(config.get("vlad_clusters", 64)) * dim,
+    }.get(encoding)
     if per_cell is None:
         raise EncodingError(f"unknown encoding {encoding!r}; choose one of histogram, fisher, vlad")
     total = per_cell * pyramid_cells(int(config.get("pyramid_levels", 0)))
     limit = MAX_ADDITIVE_FEATURES if additive else MAX_FEATURES
     if total > limit:
-        raise EncodingError(f"this {encoding} encoding has {total} dimensions per image, more than the {limit} allowed"
-                            f"{' with the ' + config['svm_kernel'] + ' kernel' if additive else ''}; use fewer "
-                            "words/components, a smaller descriptor_pca or fewer pyramid levels")
+        raise EncodingError(
+            f"this {encoding} encoding has {total} dimensions per image, more than the {limit} allowed"
+            f"{' with the ' + config['svm_kernel'] + ' kernel' if additive else ''}; use fewer "
+            "words/components, a smaller descriptor_pca or fewer pyramid levels"
+        )
 
 
 @dataclass
@@ -198,7 +204,7 @@ class BovwClassifier(SceneClassifier):
         return {"pipeline": _PIPELINE_FILE, "cv_accuracy": self.training_metrics.get("cv_accuracy")}
 
     @classmethod
-    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> "BovwClassifier":
+    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> BovwClassifier:
         import joblib
 
         pipeline = joblib.load(Path(directory) / state["pipeline"])

@@ -45,7 +45,8 @@ class DeviceAugmenter:
     def flip_only(self) -> bool:
         """Flips are the only geometric change: a mirror copy, no resampling needed."""
         return self.cfg["aug_hflip"] and not any(
-            self.cfg[k] for k in ("aug_crop", "aug_zoom", "aug_rotate", "aug_shear", "aug_shift"))
+            self.cfg[k] for k in ("aug_crop", "aug_zoom", "aug_rotate", "aug_shear", "aug_shift")
+        )
 
     def __call__(self, images: torch.Tensor, out_size: int) -> torch.Tensor:
         """images: float (B, 3, H, W) in [0, 1] -> augmented (B, 3, out_size, out_size)."""
@@ -101,7 +102,9 @@ class DeviceAugmenter:
             return images
 
         def factor(strength):
-            return torch.empty(batch, 1, 1, 1, device=images.device, dtype=images.dtype).uniform_(1 - strength, 1 + strength)
+            return torch.empty(batch, 1, 1, 1, device=images.device, dtype=images.dtype).uniform_(
+                1 - strength, 1 + strength
+            )
 
         if cfg["aug_brightness"]:
             images = images * factor(cfg["aug_brightness_strength"])

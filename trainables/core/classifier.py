@@ -34,7 +34,7 @@ class SceneClassifier(ABC):
 
     @classmethod
     @abstractmethod
-    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> "SceneClassifier":
+    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> SceneClassifier:
         """Rebuild the classifier from `save_state`'s folder and dict."""
 
     @property
@@ -61,7 +61,7 @@ class SceneClassifier(ABC):
         return directory
 
     @staticmethod
-    def load(directory: Path) -> "SceneClassifier":
+    def load(directory: Path) -> SceneClassifier:
         directory = Path(directory)
         meta = json.loads((directory / META_FILE).read_text())
         module_name, _, class_name = meta["classifier"].partition(":")
@@ -79,7 +79,7 @@ class Evaluation:
     report: dict
 
     @classmethod
-    def of(cls, classifier: SceneClassifier, images: np.ndarray, labels: np.ndarray) -> "Evaluation":
+    def of(cls, classifier: SceneClassifier, images: np.ndarray, labels: np.ndarray) -> Evaluation:
         from sklearn.metrics import classification_report, confusion_matrix
 
         probabilities = classifier.predict_proba(images)
@@ -87,8 +87,12 @@ class Evaluation:
         classes = range(len(classifier.class_names))
         picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1.0)
         report = classification_report(
-            labels, predictions, labels=list(classes), target_names=classifier.class_names,
-            output_dict=True, zero_division=0,
+            labels,
+            predictions,
+            labels=list(classes),
+            target_names=classifier.class_names,
+            output_dict=True,
+            zero_division=0,
         )
         return cls(
             probabilities=probabilities,

@@ -100,7 +100,9 @@ def _load_folder(spec: DataSpec):
             "or an MIT_split folder with train/ and test/"
         )
     if not root.is_dir():
-        raise DataError(f"data path {root} is a file; pass a folder of class folders (or MIT_split with train/ and test/)")
+        raise DataError(
+            f"data path {root} is a file; pass a folder of class folders (or MIT_split with train/ and test/)"
+        )
     root = root.resolve()
     if (root / "train").is_dir() and (root / "test").is_dir():
         train_files = _class_files(root / "train")
@@ -116,8 +118,12 @@ def _load_folder(spec: DataSpec):
     else:
         train_files, test_files = _class_files(root), None
     class_names = sorted(train_files)
-    listing = [(split, name, path) for split, files in (("train", train_files), ("test", test_files or {}))
-               for name in class_names for path in files.get(name, [])]
+    listing = [
+        (split, name, path)
+        for split, files in (("train", train_files), ("test", test_files or {}))
+        for name in class_names
+        for path in files.get(name, [])
+    ]
     content_key = _content_key(root, listing, spec.image_size)
     images = _cached_decode(spec, root, listing, content_key)
     labels = np.array([class_names.index(name) for _, name, _ in listing], dtype=np.int64)
@@ -125,7 +131,15 @@ def _load_folder(spec: DataSpec):
     names = [str(path.relative_to(root)) for _, _, path in listing]
     if test_files is not None:
         test_names = [n for n, train in zip(names, is_train) if not train]
-        return images[is_train], labels[is_train], images[~is_train], labels[~is_train], class_names, test_names, content_key
+        return (
+            images[is_train],
+            labels[is_train],
+            images[~is_train],
+            labels[~is_train],
+            class_names,
+            test_names,
+            content_key,
+        )
     # One class-folder tree: carve a seeded, stratified test split.
     test_index = _stratified_pick(labels, spec.test_fraction, seed=spec.seed + 7919)
     keep = np.ones(len(labels), dtype=bool)
@@ -145,7 +159,9 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
     for class_dir in classes:
         images = sorted(p for p in class_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
-            raise DataError(f"class folder {class_dir} holds no images ({', '.join(IMAGE_SUFFIXES[:3])}, ...); add images or remove it")
+            raise DataError(
+                f"class folder {class_dir} holds no images ({', '.join(IMAGE_SUFFIXES[:3])}, ...); add images or remove it"
+            )
         files[class_dir.name] = images
     return files
 
@@ -169,7 +185,9 @@ def _cached_decode(spec: DataSpec, root: Path, listing, content_key: str) -> np.
     if failed:
         shown = ", ".join(str(p.relative_to(root)) for p in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        raise DataError(f"{len(failed)} unreadable or corrupt image file(s) in {root}: {shown}{more}; fix or remove them")
+        raise DataError(
+            f"{len(failed)} unreadable or corrupt image file(s) in {root}: {shown}{more}; fix or remove them"
+        )
     _atomic_save(cache_file, images)
     return images
 
@@ -223,7 +241,9 @@ def _stratified_pick(labels: np.ndarray, fraction: float, *, seed: int) -> np.nd
 def _split(spec, x_train, y_train, x_test, y_test, class_names, test_names, content_key) -> Dataset:
     for label, name in enumerate(class_names):
         if np.count_nonzero(y_train == label) < 2:
-            raise DataError(f"class {name!r} has fewer than 2 training images; a validation split needs at least 2 per class")
+            raise DataError(
+                f"class {name!r} has fewer than 2 training images; a validation split needs at least 2 per class"
+            )
     val_index = _stratified_pick(y_train, spec.val_fraction, seed=spec.seed)
     is_val = np.zeros(len(y_train), dtype=bool)
     is_val[val_index] = True

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from trainables.core.options import COMPILE_MODES, PRECISIONS
+
 # Optimisers with a fused (single-kernel) step on CPU and CUDA in torch 2.14: one kernel per
 # step instead of ~10 per parameter tensor.
 FUSED_OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")

@@ -16,9 +16,10 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 _EPOCH_FILE = "scenesweep_epoch"
@@ -51,9 +52,18 @@ class Stopwatch:
 
 
 class TrialSession:
-    def __init__(self, *, max_epochs: int, run=None, threads: int = 1, report: Callable | None = None,
-                 checkpoint=None, options: dict | None = None, time_limit: float | None = None,
-                 stopwatch: Stopwatch | None = None):
+    def __init__(
+        self,
+        *,
+        max_epochs: int,
+        run=None,
+        threads: int = 1,
+        report: Callable | None = None,
+        checkpoint=None,
+        options: dict | None = None,
+        time_limit: float | None = None,
+        stopwatch: Stopwatch | None = None,
+    ):
         self.max_epochs = int(max_epochs)
         self._deadline = time.monotonic() + time_limit if time_limit else None
         self.timed_out = False

@@ -34,8 +34,17 @@ import torch.nn.functional as F
 
 from trainables.core.augment import DeviceAugmenter, resize
 from trainables.core.classifier import SceneClassifier
-from trainables.core.device import (FUSED_OPTIMIZERS, Precision, channels_last, compiled, images_on_device,
-                               inference_autocast, pick_device, prepare_model, resolve_precision)
+from trainables.core.device import (
+    FUSED_OPTIMIZERS,
+    Precision,
+    channels_last,
+    compiled,
+    images_on_device,
+    inference_autocast,
+    pick_device,
+    prepare_model,
+    resolve_precision,
+)
 from trainables.core.session import TrialFailed, TrialSession
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta", "adagrad")
@@ -46,8 +55,9 @@ AUX_WEIGHT = 0.4  # torchvision's reference recipe for InceptionV3: loss = main 
 class TorchClassifier(SceneClassifier):
     """A torch network plus its preprocessing (resize to input_size, normalise)."""
 
-    def __init__(self, model: nn.Module, *, builder: str, config: dict, class_names, image_size: int,
-                 input_size: int, mean, std):
+    def __init__(
+        self, model: nn.Module, *, builder: str, config: dict, class_names, image_size: int, input_size: int, mean, std
+    ):
         super().__init__(class_names=class_names, image_size=image_size)
         self.model = model
         self.builder = builder  # "module:function" that rebuilds the architecture from config
@@ -99,16 +109,29 @@ class TorchClassifier(SceneClassifier):
 
     def save_state(self, directory: Path) -> dict:
         torch.save(self.model.state_dict(), directory / "weights.pt")
-        return {"builder": self.builder, "config": self.config, "input_size": self.input_size,
-                "mean": self.mean, "std": self.std}
+        return {
+            "builder": self.builder,
+            "config": self.config,
+            "input_size": self.input_size,
+            "mean": self.mean,
+            "std": self.std,
+        }
 
     @classmethod
-    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> "TorchClassifier":
+    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> TorchClassifier:
         model = build_from(state["builder"], state["config"], len(class_names), pretrained=False)
         model.load_state_dict(torch.load(directory / "weights.pt", map_location="cpu", weights_only=True))
         model.to(pick_device())
-        return cls(model, builder=state["builder"], config=state["config"], class_names=class_names,
-                   image_size=image_size, input_size=state["input_size"], mean=state["mean"], std=state["std"])
+        return cls(
+            model,
+            builder=state["builder"],
+            config=state["config"],
+            class_names=class_names,
+            image_size=image_size,
+            input_size=state["input_size"],
+            mean=state["mean"],
+            std=state["std"],
+        )
 
 
 def build_from(builder: str, config: dict, num_classes: int, **kwargs) -> nn.Module:
@@ -116,7 +139,9 @@ def build_from(builder: str, config: dict, num_classes: int, **kwargs) -> nn.Mod
     return getattr(importlib.import_module(module_name), function)(config, num_classes, **kwargs)
 
 
-def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSession, *, builder: str) -> TorchClassifier:
+def train_classifier(
+    model: nn.Module, config: dict, dataset, session: TrialSession, *, builder: str
+) -> TorchClassifier:
     """Train `model` for session.max_epochs epochs (resuming from a checkpoint), report each epoch."""
     device = pick_device()
     precision = resolve_precision(session.options.get("precision") or "auto", device)
@@ -124,8 +149,16 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
     forward = compiled(model, session.options.get("compile"))
     input_size = int(config.get("input_size", dataset.image_size))
     mean, std = getattr(model, "input_stats", None) or channel_stats(dataset.x_train)
-    classifier = TorchClassifier(model, builder=builder, config=config, class_names=dataset.class_names,
-                                 image_size=dataset.image_size, input_size=input_size, mean=mean, std=std)
+    classifier = TorchClassifier(
+        model,
+        builder=builder,
+        config=config,
+        class_names=dataset.class_names,
+        image_size=dataset.image_size,
+        input_size=input_size,
+        mean=mean,
+        std=std,
+    )
     x_train = images_on_device(dataset.x_train, device)  # uint8 NCHW, stays put for the whole trial
     y_train = torch.from_numpy(np.asarray(dataset.y_train, dtype=np.int64)).to(device)
     x_val = torch.from_numpy(np.ascontiguousarray(dataset.x_val)).to(device)
@@ -155,7 +188,9 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
     scheduler = None
     if config.get("one_cycle"):
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=session.max_epochs * steps_per_epoch,
+            optimizer,
+            max_lr=lr,
+            total_steps=session.max_epochs * steps_per_epoch,
             cycle_momentum=config.get("optimizer", "adam") in ("adam", "adamw"),
         )
     start_epoch = 1
@@ -199,9 +234,17 @@ def train_classifier(model: nn.Module, config: dict, dataset, session: TrialSess
         }
 
         def save(folder: Path, epoch=epoch):
-            torch.save({"epoch": epoch, "lr": lr, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler else None, "rng": torch.get_rng_state()},
-                       folder / "state.pt")
+            torch.save(
+                {
+                    "epoch": epoch,
+                    "lr": lr,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler else None,
+                    "rng": torch.get_rng_state(),
+                },
+                folder / "state.pt",
+            )
 
         session.report_epoch(epoch, metrics, save=save)
         if epoch < session.max_epochs and session.out_of_time():
@@ -214,7 +257,9 @@ def training_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, c
     out = model(x)
     if isinstance(out, tuple):  # (logits, aux_logits): InceptionV3's aux head, present only while training
         logits, aux = out
-        return loss_fn(logits.float(), y) + float(config.get("aux_weight", AUX_WEIGHT)) * loss_fn(aux.float(), y), logits
+        return loss_fn(logits.float(), y) + float(config.get("aux_weight", AUX_WEIGHT)) * loss_fn(
+            aux.float(), y
+        ), logits
     return loss_fn(out.float(), y), out
 
 
@@ -258,8 +303,17 @@ def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scal
     scaler.update()
 
 
-def find_lr(model: nn.Module, config: dict, batches, loss_fn, precision: Precision, *, steps: int = 60,
-            low: float = 1e-6, high: float = 1.0) -> float:
+def find_lr(
+    model: nn.Module,
+    config: dict,
+    batches,
+    loss_fn,
+    precision: Precision,
+    *,
+    steps: int = 60,
+    low: float = 1e-6,
+    high: float = 1.0,
+) -> float:
     """Leslie Smith's range test: ramp lr exponentially on a throwaway copy, pick min-loss lr / 10."""
     probe = copy.deepcopy(model)
     probe.train()
@@ -299,4 +353,3 @@ def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
     mean_t = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return (x - mean_t) / std_t
-

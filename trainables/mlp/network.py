@@ -33,17 +33,27 @@ def hidden_widths(config: dict) -> list[int]:
 
 
 class MLP(nn.Module):
-    def __init__(self, *, in_features: int, widths: list[int], num_classes: int, activation: str = "relu",
-                 batchnorm: bool = False, dropout: float = 0.0):
+    def __init__(
+        self,
+        *,
+        in_features: int,
+        widths: list[int],
+        num_classes: int,
+        activation: str = "relu",
+        batchnorm: bool = False,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         layers, width_in = [], in_features
         for width in widths:
-            layers.append(nn.Sequential(
-                nn.Linear(width_in, width),
-                *([nn.BatchNorm1d(width)] if batchnorm else []),
-                ACTIVATIONS[activation](),
-                nn.Dropout(dropout),
-            ))
+            layers.append(
+                nn.Sequential(
+                    nn.Linear(width_in, width),
+                    *([nn.BatchNorm1d(width)] if batchnorm else []),
+                    ACTIVATIONS[activation](),
+                    nn.Dropout(dropout),
+                )
+            )
             width_in = width
         self.hidden = nn.ModuleList(layers)
         self.head = nn.Linear(width_in, num_classes)

@@ -20,11 +20,11 @@ import numpy as np
 from trainables.bovw.descriptors import DescriptorSet
 from trainables.bovw.encoding import BovwEncoder, EncodingError
 from trainables.core.classifier import SceneClassifier
-from trainables.mlp.network import feature_layer, hidden_features
-from trainables.mlp.stages import Staged, fit_feature_classifier
-from trainables.mlp.patches import extract_patches
 from trainables.core.session import TrialFailed
 from trainables.core.torch_loop import TorchClassifier
+from trainables.mlp.network import feature_layer, hidden_features
+from trainables.mlp.patches import extract_patches
+from trainables.mlp.stages import Staged, fit_feature_classifier
 
 _IMAGES_PER_CHUNK = 256  # images whose dense patches go through the net at once (bounds memory)
 
@@ -43,21 +43,32 @@ class PatchBoVW(Staged):
         return max(self.patch // 2, min(self.patch, 8))
 
     @classmethod
-    def fit(cls, net: TorchClassifier, config: dict, dataset, *, patch: int, threads: int = 1) -> "PatchBoVW":
+    def fit(cls, net: TorchClassifier, config: dict, dataset, *, patch: int, threads: int = 1) -> PatchBoVW:
         layer = feature_layer(config)
-        encoder = BovwEncoder(encoding="histogram", codebook_size=int(config.get("codebook_size", 256)),
-                              pyramid_levels=int(config.get("pyramid_levels", 1)),
-                              seed=int(np.random.randint(0, 2**31 - 1)), n_jobs=threads)
-        fitted = cls(net, encoder, None, patch=patch, layer=layer, class_names=dataset.class_names,
-                     image_size=dataset.image_size)
+        encoder = BovwEncoder(
+            encoding="histogram",
+            codebook_size=int(config.get("codebook_size", 256)),
+            pyramid_levels=int(config.get("pyramid_levels", 1)),
+            seed=int(np.random.randint(0, 2**31 - 1)),
+            n_jobs=threads,
+        )
+        fitted = cls(
+            net, encoder, None, patch=patch, layer=layer, class_names=dataset.class_names, image_size=dataset.image_size
+        )
         train = fitted.descriptors(dataset.x_train)  # the net runs over every dense patch once
         try:
             encoder.fit(train)
         except EncodingError as exc:
             raise TrialFailed(str(exc)) from exc
         fitted.svm, fitted.val_accuracy = fit_feature_classifier(
-            encoder.transform(train), dataset.y_train, fitted.encode(dataset.x_val), dataset.y_val,
-            {"normalisation": "l2", **config}, num_classes=dataset.num_classes, threads=threads)
+            encoder.transform(train),
+            dataset.y_train,
+            fitted.encode(dataset.x_val),
+            dataset.y_val,
+            {"normalisation": "l2", **config},
+            num_classes=dataset.num_classes,
+            threads=threads,
+        )
         return fitted
 
     def descriptors(self, images: np.ndarray) -> DescriptorSet:
@@ -89,7 +100,14 @@ class PatchBoVW(Staged):
         return {"patch": self.patch, "layer": self.layer}
 
     @classmethod
-    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> "PatchBoVW":
+    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> PatchBoVW:
         stages = joblib.load(directory / "bovw.joblib")
-        return cls(SceneClassifier.load(directory / "net"), stages["encoder"], stages["svm"], patch=state["patch"],
-                   layer=state["layer"], class_names=class_names, image_size=image_size)
+        return cls(
+            SceneClassifier.load(directory / "net"),
+            stages["encoder"],
+            stages["svm"],
+            patch=state["patch"],
+            layer=state["layer"],
+            class_names=class_names,
+            image_size=image_size,
+        )

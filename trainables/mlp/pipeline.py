@@ -41,11 +41,13 @@ def fit(config: dict, dataset, session) -> SceneClassifier:
         raise TrialFailed(f"unknown MLP mode {mode!r}; choose end_to_end, deep_features_svm, patches or patch_bovw")
     patch = min(int(config.get("patch_size", 32)), dataset.image_size)
     config = {**config, "input_size": patch}
-    net = train_classifier(build_model(config, dataset.num_classes), config, patch_dataset(dataset, patch), session,
-                           builder=BUILDER)
+    net = train_classifier(
+        build_model(config, dataset.num_classes), config, patch_dataset(dataset, patch), session, builder=BUILDER
+    )
     if mode == "patches":
-        return PatchAggregator.fitted(net, patch=patch, aggregation=config.get("aggregation", "mean_prob"),
-                                      dataset=dataset)
+        return PatchAggregator.fitted(
+            net, patch=patch, aggregation=config.get("aggregation", "mean_prob"), dataset=dataset
+        )
     return PatchBoVW.fit(net, config, dataset, patch=patch, threads=session.threads)
 
 
@@ -58,5 +60,13 @@ def patch_dataset(dataset, patch: int):
 
     x_train, y_train = cut(dataset.x_train, dataset.y_train)
     x_val, y_val = cut(dataset.x_val, dataset.y_val)
-    return replace(dataset, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
-                   x_test=dataset.x_test[:0], y_test=dataset.y_test[:0], test_names=())
+    return replace(
+        dataset,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=dataset.x_test[:0],
+        y_test=dataset.y_test[:0],
+        test_names=(),
+    )

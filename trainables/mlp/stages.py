@@ -17,8 +17,16 @@ from trainables.mlp.network import feature_layer, hidden_features
 from trainables.mlp.patches import extract_patches
 
 
-def fit_feature_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-                           config: dict, *, num_classes: int, threads: int = 1):
+def fit_feature_classifier(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    config: dict,
+    *,
+    num_classes: int,
+    threads: int = 1,
+):
     """The BoVW family's normalisation + SVM steps (`bovw_classifiers.FeatureSettings`: keys
     normalisation, svm_kernel, svm_C, svm_gamma) fitted on train features; the SVM's probability
     temperature is fitted on the validation decisions, which also give the stage's accuracy.
@@ -26,10 +34,12 @@ def fit_feature_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.n
     from trainables.bovw.classifiers import ClassifierSettingsError, FeatureSettings
 
     try:
-        settings = FeatureSettings.from_config({"normalisation": "standard", **config, "classifier": "svm",
-                                                "reduction": "none"},
-                                               num_classes=num_classes, n_jobs=threads,
-                                               seed=int(np.random.randint(0, 2**31 - 1)))
+        settings = FeatureSettings.from_config(
+            {"normalisation": "standard", **config, "classifier": "svm", "reduction": "none"},
+            num_classes=num_classes,
+            n_jobs=threads,
+            seed=int(np.random.randint(0, 2**31 - 1)),
+        )
     except ClassifierSettingsError as exc:
         raise TrialFailed(str(exc)) from exc
     with threadpool_limits(limits=max(1, threads)):
@@ -79,12 +89,17 @@ class HiddenFeatureSVM(Staged):
         self.layer = layer
 
     @classmethod
-    def fit(cls, net: TorchClassifier, config: dict, dataset, *, threads: int = 1) -> "HiddenFeatureSVM":
+    def fit(cls, net: TorchClassifier, config: dict, dataset, *, threads: int = 1) -> HiddenFeatureSVM:
         layer = feature_layer(config)
         svm, val_accuracy = fit_feature_classifier(
-            hidden_features(net, dataset.x_train, layer), dataset.y_train,
-            hidden_features(net, dataset.x_val, layer), dataset.y_val,
-            config, num_classes=dataset.num_classes, threads=threads)
+            hidden_features(net, dataset.x_train, layer),
+            dataset.y_train,
+            hidden_features(net, dataset.x_val, layer),
+            dataset.y_val,
+            config,
+            num_classes=dataset.num_classes,
+            threads=threads,
+        )
         fitted = cls(net, svm, layer=layer, class_names=dataset.class_names, image_size=dataset.image_size)
         fitted.val_accuracy = val_accuracy
         return fitted
@@ -104,10 +119,15 @@ class HiddenFeatureSVM(Staged):
         return {"layer": self.layer}
 
     @classmethod
-    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> "HiddenFeatureSVM":
+    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> HiddenFeatureSVM:
         net = SceneClassifier.load(directory / "net")
-        return cls(net, joblib.load(directory / "svm.joblib"), layer=state["layer"], class_names=class_names,
-                   image_size=image_size)
+        return cls(
+            net,
+            joblib.load(directory / "svm.joblib"),
+            layer=state["layer"],
+            class_names=class_names,
+            image_size=image_size,
+        )
 
 
 class PatchAggregator(Staged):
@@ -121,9 +141,10 @@ class PatchAggregator(Staged):
         self.aggregation = aggregation
 
     @classmethod
-    def fitted(cls, net, *, patch: int, aggregation: str, dataset) -> "PatchAggregator":
-        fitted = cls(net, patch=patch, aggregation=aggregation, class_names=dataset.class_names,
-                     image_size=dataset.image_size)
+    def fitted(cls, net, *, patch: int, aggregation: str, dataset) -> PatchAggregator:
+        fitted = cls(
+            net, patch=patch, aggregation=aggregation, class_names=dataset.class_names, image_size=dataset.image_size
+        )
         fitted.val_accuracy = accuracy(fitted, dataset.x_val, dataset.y_val)
         return fitted
 
@@ -138,9 +159,14 @@ class PatchAggregator(Staged):
         return {"patch": self.patch, "aggregation": self.aggregation}
 
     @classmethod
-    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> "PatchAggregator":
-        return cls(SceneClassifier.load(directory / "net"), patch=state["patch"], aggregation=state["aggregation"],
-                   class_names=class_names, image_size=image_size)
+    def load_state(cls, directory: Path, state: dict, *, class_names, image_size: int) -> PatchAggregator:
+        return cls(
+            SceneClassifier.load(directory / "net"),
+            patch=state["patch"],
+            aggregation=state["aggregation"],
+            class_names=class_names,
+            image_size=image_size,
+        )
 
 
 def aggregate(probabilities: np.ndarray, how: str) -> np.ndarray:
