@@ -1,26 +1,37 @@
-# Two commands do all the set-up: `make sweep` and `make test`.
+# Two commands do all the set-up: `make sweep` and `make test`. `make help` lists the rest.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 export RAY_AUTH_MODE ?= disabled
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION ?= false
 
-.PHONY: setup system-deps sweep test bench clean
+.PHONY: help setup system-deps sweep test test-all lint bench clean
 
-setup: $(VENV)/.installed
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## create .venv (if missing) and install scenesweep with its test and lint tools
 
 # Reinstalls only when the project's dependencies change.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,lint]"
 	touch $@
 
-sweep: setup
+sweep: setup ## a demo sweep: built-in offline data, embedded Ray, local MLflow store (./mlruns.db)
 	$(PY) orchestrator.py sweep --space tinynet --data demo --samples 8 --epochs 6 --fix input_size=32
 
-test: setup system-deps
+test: setup ## the fast tier (no end-to-end sweeps; a few minutes): for day-to-day work
+	$(PY) -m pytest -m "not slow"
+
+test-all: setup system-deps ## the whole suite, end-to-end sweeps and cluster tests included (what CI runs)
 	$(PY) -m pytest
+
+lint: setup ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # What the cluster tests need from the OS: PostgreSQL's server (the MLflow backend store) and
 # Debian's docker-compose (validates docker-compose.yml). Installed with apt when missing and run as
@@ -41,12 +52,12 @@ system-deps:
 # BENCH_LOCK=FILE runs each benchmark under `flock FILE` so shared machines time one thing at a time.
 BENCH_DATA ?= ../shared/data/mit_split_64
 LOCK := $(if $(BENCH_LOCK),flock $(BENCH_LOCK))
-bench: setup
+bench: setup ## the benchmark suite (README, Performance); BENCH_DATA=path/to/MIT_split
 	$(LOCK) $(PY) -m benchmarks.throughput --data $(BENCH_DATA) --compile
 	$(LOCK) $(PY) -m benchmarks.overhead --data $(BENCH_DATA)
 	$(LOCK) $(PY) -m benchmarks.time_to_accuracy --data $(BENCH_DATA)
 	$(LOCK) $(PY) -m benchmarks.packing --data $(BENCH_DATA)
 	$(LOCK) $(PY) benchmarks/bovw_cache.py --data $(BENCH_DATA)
 
-clean:
+clean: ## remove the local sweep state and tracking store
 	rm -rf sweeps mlruns.db mlartifacts
