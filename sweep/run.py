@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from sweep.environment import configure_environment, forwarded_environment
+from sweep.environment import configure_environment
+from sweep.preflight import connect_ray
 from sweep.spec import SPEC_FILE, SweepSpec, UsageError, tracking_uri
 from trainables.families import Family
 
@@ -30,12 +31,13 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
 
     from sweep.tuner import build_tuner
     from tracking.callback import TrialRunCloser
-    from tracking.runs import check_tracking, get_or_create_experiment, start_sweep_run
+    from tracking.runs import check_tracking, closed_on_failure, get_or_create_experiment, start_sweep_run
     from trainables.core.data import load_dataset
 
     configure_environment()
     family = spec.family_entry
     check_tracking(spec.tracking_uri)
+    connect_ray(spec)  # before anything is written: an unreachable or unfit cluster is a usage error
     dataset = load_dataset(spec.data)
     print(f"scenesweep: {spec.name}: {family.name} on {spec.data.source} ({dataset.summary()})")
     client = MlflowClient(spec.tracking_uri)
@@ -49,41 +51,22 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
         search=spec.search,
         params={**spec.tracking_params(), "data_fingerprint": dataset.fingerprint},
     )
-    spec.save()
-
-    connect_ray(spec)
-    _hide_tune_resume_hint()
-    closer = TrialRunCloser(target)
-    try:
-        tuner = build_tuner(spec, family, dataset, closer, resume=resume)
-        tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
-        interrupted = closer.interrupted
-    except KeyboardInterrupt:  # a second Ctrl-C skips Tune's graceful stop
-        interrupted = True
-    if interrupted:
-        closer.record_interruption()
-    code = finish(spec, family, client, target, interrupted=interrupted)
+    with closed_on_failure(client, target):  # from here on, the parent run never stays RUNNING
+        spec.save()
+        _hide_tune_resume_hint()
+        closer = TrialRunCloser(target)
+        try:
+            tuner = build_tuner(spec, family, dataset, closer, resume=resume)
+            tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
+            interrupted = closer.interrupted
+        except KeyboardInterrupt:  # a second Ctrl-C skips Tune's graceful stop
+            interrupted = True
+        if interrupted:
+            closer.record_interruption()
+        code = finish(spec, family, client, target, interrupted=interrupted)
     if code == 0:
         _log_gradcam(spec, client, target, dataset)
     return code
-
-
-def connect_ray(spec: SweepSpec) -> None:
-    import logging
-
-    import ray
-
-    if ray.is_initialized():
-        return
-    if spec.address:
-        modules = [__import__(name) for name in ("search_spaces", "trainables", "tracking", "serving")]
-        ray.init(
-            address=spec.address,
-            logging_level=logging.WARNING,
-            runtime_env={"py_modules": modules, "env_vars": forwarded_environment()},
-        )
-    else:
-        ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
 
 
 def _hide_tune_resume_hint() -> None:

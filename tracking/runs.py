@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -165,11 +167,32 @@ def start_sweep_run(
     if existing is not None:
         client.update_run(existing.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
         run_id = existing.info.run_id
+        if TAG_ERROR in existing.data.tags:  # how the last driver ended; this one starts clean
+            client.delete_tag(run_id, TAG_ERROR)
     else:
         tags = {TAG_SWEEP: sweep, TAG_FAMILY: family, TAG_SEARCH: search, TAG_ROLE: "sweep"}
         run_id = client.create_run(experiment_id, run_name=sweep, tags=tags).info.run_id
         log_params(client, run_id, params)
     return SweepTarget(uri=uri, experiment_id=experiment_id, parent_run_id=run_id, sweep=sweep, family=family)
+
+
+@contextmanager
+def closed_on_failure(client: MlflowClient, target: SweepTarget) -> Iterator[None]:
+    """Whatever escapes the block leaves the sweep's runs final, never RUNNING: KILLED for Ctrl-C,
+    FAILED with the reason (tag scenesweep.error) for anything else; then the error goes on."""
+    try:
+        yield
+    except BaseException as exc:
+        killed = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        status = "KILLED" if killed else "FAILED"
+        reason = "sweep interrupted" if killed else (f"{type(exc).__name__}: {exc}".strip().splitlines() or [""])[0]
+        try:
+            close_open_trial_runs(client, target, status="KILLED", reason=f"sweep ended: {reason}")
+            client.set_tag(target.parent_run_id, TAG_ERROR, reason[:5000])
+            client.set_terminated(target.parent_run_id, status=status)
+        except Exception:  # noqa: BLE001 - the tracking store itself may be what failed; the first error matters
+            pass
+        raise
 
 
 def find_sweep_run(client: MlflowClient, sweep: str, *, experiment_ids: list[str] | None = None):
