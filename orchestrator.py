@@ -268,18 +268,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import socket
-
     from serving.server import serve
+    from sweep.ports import check_listen
 
-    with socket.socket() as probe:  # a taken port is a usage error, found before the model loads
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-        try:
-            probe.bind((args.host, args.port))
-        except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port"
-            ) from None
+    check_listen(args.host, args.port)  # a bad or taken port is a usage error, found before the model loads
     model = _open_model(args)
     url = f"http://{args.host}:{args.port}"
     body = """'{"dataframe_split": {"columns": ["image"], "data": [["'$(base64 -w0 IMAGE.jpg)'"]]}}'"""
@@ -305,7 +297,10 @@ def cmd_explain(args) -> int:
 
 
 def cmd_ui(args) -> int:
+    from sweep.ports import check_listen
     from tracking.ui import run_ui
+
+    check_listen(args.host, args.port)
 
     return run_ui(tracking_uri(args.tracking_uri), host=args.host, port=args.port)
 
