@@ -23,6 +23,7 @@ import search_spaces
 import serving
 import trainables
 from serving.pyfunc_model import IMAGE_COLUMN
+from tracking.credentials import masked
 from tracking.registry import RegistryError, first_line
 from trainables.core.classifier import SceneClassifier
 from trainables.core.images import encode_png
@@ -97,7 +98,7 @@ def load_model(uri: str, *, tracking_uri: str):
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
         raise RegistryError(
-            f"cannot load model {uri} from {tracking_uri}: {first_line(exc)}; "
+            f"cannot load model {uri} from {masked(tracking_uri)}: {first_line(exc)}; "
             "promote a sweep first (`scenesweep promote SWEEP`) or check --tracking-uri"
         ) from None
     except OSError as exc:

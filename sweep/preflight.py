@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from sweep.environment import forwarded_environment
-from sweep.spec import SweepSpec, UsageError, without_credentials
+from sweep.spec import SweepSpec, UsageError
+from tracking.credentials import masked
 
 RAY_CHECK_SECONDS = 20.0
 PROJECT_PACKAGES = ("search_spaces", "trainables", "tracking", "serving")
@@ -53,7 +54,7 @@ def runtime_environment() -> dict:
 
 def check_address(address: str, *, timeout: float = RAY_CHECK_SECONDS) -> None:
     """UsageError unless a Ray cluster at `address` accepts this driver and runs its code, within `timeout`."""
-    shown = without_credentials(address)
+    shown = masked(address)
     host_port = _host_port(address)
     if host_port is not None:
         try:
@@ -98,7 +99,7 @@ def check_address(address: str, *, timeout: float = RAY_CHECK_SECONDS) -> None:
 def check_resources(spec: SweepSpec, nodes: list[dict]) -> None:
     """UsageError when no node could ever hold one trial (Tune would leave it PENDING forever)."""
     cpus, gpus = spec.cpus_per_trial, spec.gpus_per_trial or 0.0
-    where = f"the Ray cluster at {without_credentials(spec.address)}" if spec.address else "the embedded Ray"
+    where = f"the Ray cluster at {masked(spec.address)}" if spec.address else "the embedded Ray"
     if not any(node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus for node in nodes):
         largest = ", ".join(sorted({f"{node.get('CPU', 0):g} CPUs and {node.get('GPU', 0):g} GPUs" for node in nodes}))
         fix = (

@@ -20,6 +20,7 @@ class SweepRecord:
 def load_sweep(sweep: str, uri: str | None, metric: str | None = None) -> SweepRecord:
     from mlflow.tracking import MlflowClient
 
+    from tracking.credentials import masked
     from tracking.runs import check_tracking, find_sweep_run, target_from_run
     from tracking.summary import metric_mode, summarise
 
@@ -28,7 +29,9 @@ def load_sweep(sweep: str, uri: str | None, metric: str | None = None) -> SweepR
     client = MlflowClient(uri)
     run = find_sweep_run(client, sweep)
     if run is None:
-        raise UsageError(f"no sweep named {sweep!r} in {uri}; list sweeps in the MLflow UI or pass --tracking-uri")
+        raise UsageError(
+            f"no sweep named {sweep!r} in {masked(uri)}; list sweeps in the MLflow UI or pass --tracking-uri"
+        )
     target = target_from_run(run)
     try:
         family = get_family(target.family)

@@ -136,9 +136,10 @@ def _log_gradcam(spec: SweepSpec, client, target, dataset) -> None:
 
 def ui_hint(uri: str) -> str:
     """How to open the MLflow UI on `uri`: the server itself, or `scenesweep ui` for a local store."""
+    from tracking.credentials import masked
     from tracking.runs import is_local_store
 
     if not is_local_store(uri):
-        return uri
+        return masked(uri)
     default = tracking_uri(None) if "MLFLOW_TRACKING_URI" not in os.environ else None
-    return "scenesweep ui" + ("" if uri == default else f" --tracking-uri {uri}")
+    return "scenesweep ui" + ("" if uri == default else f" --tracking-uri {masked(uri)}")

@@ -21,6 +21,8 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tracking.credentials import credentials_to_environment, masked
+
 TAG_SWEEP = "scenesweep.sweep"
 TAG_FAMILY = "scenesweep.family"
 TAG_SEARCH = "scenesweep.search"
@@ -39,6 +41,7 @@ PER_EPOCH_METRICS = frozenset({"train_loss", "train_accuracy", "val_loss", "val_
 DEFAULT_STORE = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 _MAX_PARAM_LENGTH = 6000
+_DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 _BATCH = 100  # MLflow's log_batch accepts at most 100 params / 1000 metrics per call
 
 
@@ -52,9 +55,10 @@ class TrackingError(RuntimeError):
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else ./mlruns.db; local paths made absolute.
 
-    Absolute because Ray runs each trial in its own working directory.
+    Absolute because Ray runs each trial in its own working directory. An HTTP URI's credentials
+    move to the environment, so no URI that is stored, pickled or printed carries them.
     """
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
+    uri = credentials_to_environment(uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}")
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite":
         path = uri[len("sqlite:///") :]
@@ -81,19 +85,34 @@ def check_tracking(uri: str, *, timeout: float = 10.0) -> None:
             response = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
         except requests.RequestException as exc:
             raise TrackingError(
-                f"cannot reach the MLflow tracking server at {uri} ({type(exc).__name__}); "
+                f"cannot reach the MLflow tracking server at {masked(uri)} ({type(exc).__name__}); "
                 "start it (e.g. `mlflow server --host 127.0.0.1 --port 5000`) or pass another --tracking-uri"
             ) from None
         if response.status_code >= 500:
             raise TrackingError(
-                f"the MLflow tracking server at {uri} is unhealthy (HTTP {response.status_code}); check its log"
+                f"the MLflow tracking server at {masked(uri)} is unhealthy (HTTP {response.status_code}); check its log"
             )
         _check_credentials(uri, timeout)
+    elif parsed.scheme.split("+")[0] in _DATABASE_PORTS and parsed.hostname:
+        # MLflow retries a refused database connection for minutes; a plain TCP connect says it at once.
+        import socket
+
+        port = parsed.port or _DATABASE_PORTS[parsed.scheme.split("+")[0]]
+        try:
+            with socket.create_connection((parsed.hostname, port), timeout=min(timeout, 5.0)):
+                pass
+        except OSError as exc:
+            raise TrackingError(
+                f"cannot reach the tracking database at {masked(uri)} ({exc.strerror or type(exc).__name__}); "
+                "start it or pass another --tracking-uri"
+            ) from None
     elif (
         parsed.scheme not in ("sqlite", "file", "postgresql", "mysql", "mssql", "databricks")
         and "+" not in parsed.scheme
     ):
-        raise TrackingError(f"unsupported tracking URI {uri!r}; use http://HOST:PORT, sqlite:///FILE or a folder")
+        raise TrackingError(
+            f"unsupported tracking URI {masked(uri)!r}; use http://HOST:PORT, sqlite:///FILE or a folder"
+        )
 
 
 def _check_credentials(uri: str, timeout: float) -> None:
@@ -107,11 +126,13 @@ def _check_credentials(uri: str, timeout: float) -> None:
     try:
         response = requests.post(url, json={"max_results": 1}, auth=auth, timeout=timeout)
     except requests.RequestException as exc:
-        raise TrackingError(f"cannot talk to the MLflow tracking server at {uri} ({type(exc).__name__})") from None
+        raise TrackingError(
+            f"cannot talk to the MLflow tracking server at {masked(uri)} ({type(exc).__name__})"
+        ) from None
     if response.status_code in (401, 403):
         given = "were refused" if auth else "are missing"
         raise TrackingError(
-            f"the MLflow tracking server at {uri} requires authentication and the credentials {given}; "
+            f"the MLflow tracking server at {masked(uri)} requires authentication and the credentials {given}; "
             "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
         )
 
@@ -132,7 +153,7 @@ def get_or_create_experiment(client: MlflowClient, name: str, uri: str) -> str:
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             raise TrackingError(
-                f"experiment {name!r} is deleted in {uri}; restore it in the MLflow UI or pick another --experiment"
+                f"experiment {name!r} is deleted in {masked(uri)}; restore it in the MLflow UI or pick another --experiment"
             )
         return experiment.experiment_id
     try:
