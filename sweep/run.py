@@ -29,8 +29,9 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     """Run (or resume) the sweep; returns the CLI's exit code."""
     from mlflow.tracking import MlflowClient
 
-    from sweep.tuner import build_tuner
+    from sweep.tuner import build_tuner, restored_trial_ids
     from tracking.callback import TrialRunCloser
+    from tracking.reconcile import close_lost_trial_runs, name_replacements
     from tracking.runs import check_tracking, closed_on_failure, get_or_create_experiment, start_sweep_run
     from trainables.core.data import load_dataset
 
@@ -55,14 +56,20 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
         spec.save()
         _hide_tune_resume_hint()
         closer = TrialRunCloser(target)
+        known: set[str] = set()
+        lost: list[str] = []
         try:
             tuner = build_tuner(spec, family, dataset, closer, resume=resume)
+            if resume:  # runs of trials the restored state never knew were lost with the last driver
+                known = restored_trial_ids(str(spec.sweep_dir))
+                lost = close_lost_trial_runs(client, target, known=known)
             tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
             interrupted = closer.interrupted
         except KeyboardInterrupt:  # a second Ctrl-C skips Tune's graceful stop
             interrupted = True
         if interrupted:
             closer.record_interruption()
+        name_replacements(client, target, lost=lost, known=known)
         code = finish(spec, family, client, target, interrupted=interrupted)
     if code == 0:
         _log_gradcam(spec, client, target, dataset)
@@ -87,8 +94,8 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
 
     if interrupted:
         close_open_trial_runs(client, target, status="KILLED", reason="sweep interrupted")
-    summary = summarise(client, target, metric=family.metric, mode=family.mode)
     close_open_trial_runs(client, target, status="KILLED", reason="sweep ended while the trial was open")
+    summary = summarise(client, target, metric=family.metric, mode=family.mode)  # after: nothing counts as running
     status = "KILLED" if interrupted else ("FINISHED" if summary.finished else "FAILED")
     record_sweep_result(client, target, summary, status=status)
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))

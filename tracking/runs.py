@@ -29,6 +29,7 @@ TAG_SEARCH = "scenesweep.search"
 TAG_ROLE = "scenesweep.role"  # "sweep" for the parent run, "trial" for children
 TAG_TRIAL_ID = "scenesweep.trial_id"
 TAG_PRUNED = "scenesweep.pruned"
+TAG_LOST = "scenesweep.lost"  # its trial was lost with a killed driver (see tracking/reconcile.py)
 TAG_ERROR = "scenesweep.error"
 TAG_ATTEMPT = "scenesweep.attempt"  # 1, then +1 each time Tune retries or a resume restarts the trial
 TAG_RESUMED_FROM = "scenesweep.resumed_from_epoch"  # the checkpoint a retried trial continued from
