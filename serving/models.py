@@ -23,8 +23,9 @@ import search_spaces
 import serving
 import trainables
 from serving.pyfunc_model import IMAGE_COLUMN
-from tracking.credentials import masked
 from tracking.registry import RegistryError, first_line
+from tracking.runs import require_existing_store
+from tracking.uris import masked
 from trainables.core.classifier import SceneClassifier
 from trainables.core.images import encode_png
 
@@ -87,6 +88,8 @@ def load_model(uri: str, *, tracking_uri: str):
     """
     import mlflow
 
+    if uri.startswith(("models:/", "runs:/")):
+        require_existing_store(tracking_uri)  # never an empty store created by looking
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     if "://" not in uri and ":/" not in uri and not os.path.exists(uri):

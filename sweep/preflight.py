@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sweep.environment import forwarded_environment
 from sweep.spec import SweepSpec, UsageError
-from tracking.credentials import masked
+from tracking.uris import masked
 
 RAY_CHECK_SECONDS = 20.0
 PROJECT_PACKAGES = ("search_spaces", "trainables", "tracking", "serving")

@@ -33,11 +33,12 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     from tracking.callback import TrialRunCloser
     from tracking.reconcile import close_lost_trial_runs, name_replacements
     from tracking.runs import check_tracking, closed_on_failure, get_or_create_experiment, start_sweep_run
-    from trainables.core.data import load_dataset
+    from trainables.core.data import check_data_spec, load_dataset
 
     configure_environment()
     family = spec.family_entry
     check_tracking(spec.tracking_uri)
+    check_data_spec(spec.data)
     connect_ray(spec)  # before anything is written: an unreachable or unfit cluster is a usage error
     dataset = load_dataset(spec.data)
     print(f"scenesweep: {spec.name}: {family.name} on {spec.data.source} ({dataset.summary()})")
@@ -143,8 +144,7 @@ def _log_gradcam(spec: SweepSpec, client, target, dataset) -> None:
 
 def ui_hint(uri: str) -> str:
     """How to open the MLflow UI on `uri`: the server itself, or `scenesweep ui` for a local store."""
-    from tracking.credentials import masked
-    from tracking.runs import is_local_store
+    from tracking.uris import is_local_store, masked
 
     if not is_local_store(uri):
         return masked(uri)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tracking.credentials import masked, without_credentials
+from tracking.uris import masked, without_credentials
 from trainables.core.data import DEMO, DataSpec
 from trainables.families import Family, all_options, get_family
 
@@ -181,7 +181,7 @@ def validate(spec: SweepSpec) -> SweepSpec:
             options[option.dest] = option.resolve(options.get(option.dest))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    from tracking.runs import is_local_store
+    from tracking.uris import is_local_store
 
     if spec.address and is_local_store(spec.tracking_uri) and not is_local_address(spec.address):
         raise UsageError(
@@ -197,6 +197,6 @@ def is_local_address(address: str) -> bool:
 
 
 def tracking_uri(uri: str | None) -> str:
-    from tracking.runs import resolve_tracking_uri
+    from tracking.uris import resolve_tracking_uri
 
     return resolve_tracking_uri(uri)

@@ -21,7 +21,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tracking.credentials import credentials_to_environment, masked
+from tracking.uris import DEFAULT_STORE, is_local_store, masked, resolve_tracking_uri  # noqa: F401 (re-exported)
 
 TAG_SWEEP = "scenesweep.sweep"
 TAG_FAMILY = "scenesweep.family"
@@ -39,7 +39,6 @@ TAG_MODEL_URI = "scenesweep.model_uri"  # the trial's logged model (models:/m-..
 TAG_TIMED_OUT = "scenesweep.timed_out"  # training stopped early by --trial-timeout
 
 PER_EPOCH_METRICS = frozenset({"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr"})
-DEFAULT_STORE = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 _MAX_PARAM_LENGTH = 6000
 _DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
@@ -51,29 +50,6 @@ class TrackingError(RuntimeError):
 
 
 # --- where the store is --------------------------------------------------------------------
-
-
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """--tracking-uri, else $MLFLOW_TRACKING_URI, else ./mlruns.db; local paths made absolute.
-
-    Absolute because Ray runs each trial in its own working directory. An HTTP URI's credentials
-    move to the environment, so no URI that is stored, pickled or printed carries them.
-    """
-    uri = credentials_to_environment(uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}")
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite":
-        path = uri[len("sqlite:///") :]
-        if path and not path.startswith("/"):
-            return f"sqlite:///{Path(path).resolve()}"
-        return uri
-    if parsed.scheme in ("", "file"):
-        local = parsed.path if parsed.scheme == "file" else uri
-        return Path(local).resolve().as_uri()
-    return uri
-
-
-def is_local_store(uri: str) -> bool:
-    return urlparse(uri).scheme in ("sqlite", "file", "")
 
 
 def check_tracking(uri: str, *, timeout: float = 10.0) -> None:
@@ -135,6 +111,19 @@ def _check_credentials(uri: str, timeout: float) -> None:
         raise TrackingError(
             f"the MLflow tracking server at {masked(uri)} requires authentication and the credentials {given}; "
             "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+
+
+def require_existing_store(uri: str) -> None:
+    """A read-only command names a local store that is not there: say so, rather than create an
+    empty one (MLflow creates a sqlite file or a folder on first use)."""
+    if not is_local_store(uri):
+        return
+    path = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else Path(urlparse(uri).path or uri)
+    if not path.exists():
+        raise TrackingError(
+            f"no tracking store at {path}; run a sweep here first, or pass --tracking-uri "
+            "(or set MLFLOW_TRACKING_URI) to where its runs are"
         )
 
 

@@ -7,8 +7,7 @@ import sys
 
 
 def run_ui(uri: str, *, host: str, port: int) -> int:
-    from tracking.credentials import masked
-    from tracking.runs import is_local_store
+    from tracking.uris import is_local_store, masked
 
     if not is_local_store(uri):
         print(f"The tracking server serves its own UI: open {masked(uri)}")

@@ -10,7 +10,7 @@ import pytest
 from orchestrator import build_parser
 from sweep.spec import SPEC_FILE, spec_from_args
 from tests.conftest import free_port, run_cli
-from tracking.credentials import masked, without_credentials
+from tracking.uris import masked, without_credentials
 
 
 @pytest.mark.parametrize(
