@@ -34,7 +34,7 @@ def connect_ray(spec: SweepSpec) -> None:
     import ray
 
     if not ray.is_initialized():
-        if spec.address:
+        if spec.address and spec.address != "local":  # "local": Ray starts one here, as embedded
             check_address(spec.address)
             ray.init(
                 address=spec.address,
