@@ -35,7 +35,7 @@ lint: setup ## ruff (lint + format check) and mypy
 
 # What the cluster tests need from the OS: PostgreSQL's server (the MLflow backend store) and
 # Debian's docker-compose (validates docker-compose.yml). Installed with apt when missing and run as
-# root (CI); otherwise the tests that need them skip and say why.
+# root (CI); otherwise the tests that need them skip and say why (under CI=true they fail).
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
@@ -44,7 +44,7 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
-	      || echo "warning: could not install$$missing; the tests that need it will skip"; \
+	      || echo "warning: could not install$$missing; the tests that need it will skip (fail under CI=true)"; \
 	  else echo "note:$$missing not installed (needs root and apt-get); the tests that need it will skip"; fi; \
 	fi
 

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from sweep.environment import configure_environment
 
@@ -25,8 +26,15 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as every other error: one line, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"scenesweep: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="scenesweep",
         description="Hyperparameter sweeps for scene classification "
         "on Ray Tune + Optuna, every trial tracked in MLflow.",
@@ -174,12 +182,11 @@ def _add_cluster_flags(parser, *, address_default: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from serving.explanations import ExplainError
-    from tracking.runs import TrackingError
-
     try:
         return args.handler(args) or 0
-    except (UsageError, DataError, TrackingError, ExplainError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _usage_errors()):
+            raise
         print(f"scenesweep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -188,6 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `predict DIR | head`: the reader has had enough, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """The errors printed as one line. Looked up only in modules already imported (an error of a
+    module never imported cannot have been raised): bad input then costs no MLflow import."""
+    errors: list[type[Exception]] = [UsageError, DataError]
+    for module, name in (("tracking.runs", "TrackingError"), ("serving.explanations", "ExplainError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
 
 
 def cmd_sweep(args) -> int:
@@ -268,18 +285,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import socket
-
     from serving.server import serve
+    from sweep.ports import check_listen
 
-    with socket.socket() as probe:  # a taken port is a usage error, found before the model loads
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-        try:
-            probe.bind((args.host, args.port))
-        except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port"
-            ) from None
+    check_listen(args.host, args.port)  # a bad or taken port is a usage error, found before the model loads
     model = _open_model(args)
     url = f"http://{args.host}:{args.port}"
     body = """'{"dataframe_split": {"columns": ["image"], "data": [["'$(base64 -w0 IMAGE.jpg)'"]]}}'"""
@@ -305,7 +314,10 @@ def cmd_explain(args) -> int:
 
 
 def cmd_ui(args) -> int:
+    from sweep.ports import check_listen
     from tracking.ui import run_ui
+
+    check_listen(args.host, args.port)
 
     return run_ui(tracking_uri(args.tracking_uri), host=args.host, port=args.port)
 

@@ -24,6 +24,8 @@ import serving
 import trainables
 from serving.pyfunc_model import IMAGE_COLUMN
 from tracking.registry import RegistryError, first_line
+from tracking.runs import require_existing_store
+from tracking.uris import masked
 from trainables.core.classifier import SceneClassifier
 from trainables.core.images import encode_png
 
@@ -86,6 +88,8 @@ def load_model(uri: str, *, tracking_uri: str):
     """
     import mlflow
 
+    if uri.startswith(("models:/", "runs:/")):
+        require_existing_store(tracking_uri)  # never an empty store created by looking
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     if "://" not in uri and ":/" not in uri and not os.path.exists(uri):
@@ -97,7 +101,7 @@ def load_model(uri: str, *, tracking_uri: str):
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
         raise RegistryError(
-            f"cannot load model {uri} from {tracking_uri}: {first_line(exc)}; "
+            f"cannot load model {uri} from {masked(tracking_uri)}: {first_line(exc)}; "
             "promote a sweep first (`scenesweep promote SWEEP`) or check --tracking-uri"
         ) from None
     except OSError as exc:

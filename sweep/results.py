@@ -24,15 +24,19 @@ class SweepRecord:
 def load_sweep(sweep: str, uri: str | None, metric: str | None = None) -> SweepRecord:
     from mlflow.tracking import MlflowClient
 
-    from tracking.runs import check_tracking, find_sweep_run, target_from_run
+    from tracking.runs import check_tracking, find_sweep_run, require_existing_store, target_from_run
     from tracking.summary import metric_mode, summarise
+    from tracking.uris import masked
 
     uri = tracking_uri(uri)
     check_tracking(uri)
+    require_existing_store(uri)
     client = MlflowClient(uri)
     run = find_sweep_run(client, sweep)
     if run is None:
-        raise UsageError(f"no sweep named {sweep!r} in {uri}; list sweeps in the MLflow UI or pass --tracking-uri")
+        raise UsageError(
+            f"no sweep named {sweep!r} in {masked(uri)}; list sweeps in the MLflow UI or pass --tracking-uri"
+        )
     target = target_from_run(run)
     try:
         family = get_family(target.family)

@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from sweep.environment import configure_environment, forwarded_environment
+from sweep.environment import configure_environment
+from sweep.preflight import connect_ray
 from sweep.spec import SPEC_FILE, SweepSpec, UsageError, tracking_uri
 from trainables.families import Family
 
@@ -28,14 +29,17 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     """Run (or resume) the sweep; returns the CLI's exit code."""
     from mlflow.tracking import MlflowClient
 
-    from sweep.tuner import build_tuner
+    from sweep.tuner import build_tuner, restored_trial_ids
     from tracking.callback import TrialRunCloser
-    from tracking.runs import check_tracking, get_or_create_experiment, start_sweep_run
-    from trainables.core.data import load_dataset
+    from tracking.reconcile import close_lost_trial_runs, name_replacements
+    from tracking.runs import check_tracking, closed_on_failure, get_or_create_experiment, start_sweep_run
+    from trainables.core.data import check_data_spec, load_dataset
 
     configure_environment()
     family = spec.family_entry
     check_tracking(spec.tracking_uri)
+    check_data_spec(spec.data)
+    connect_ray(spec)  # before anything is written: an unreachable or unfit cluster is a usage error
     dataset = load_dataset(spec.data)
     print(f"scenesweep: {spec.name}: {family.name} on {spec.data.source} ({dataset.summary()})")
     client = MlflowClient(spec.tracking_uri)
@@ -49,41 +53,28 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
         search=spec.search,
         params={**spec.tracking_params(), "data_fingerprint": dataset.fingerprint},
     )
-    spec.save()
-
-    connect_ray(spec)
-    _hide_tune_resume_hint()
-    closer = TrialRunCloser(target)
-    try:
-        tuner = build_tuner(spec, family, dataset, closer, resume=resume)
-        tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
-        interrupted = closer.interrupted
-    except KeyboardInterrupt:  # a second Ctrl-C skips Tune's graceful stop
-        interrupted = True
-    if interrupted:
-        closer.record_interruption()
-    code = finish(spec, family, client, target, interrupted=interrupted)
+    with closed_on_failure(client, target):  # from here on, the parent run never stays RUNNING
+        spec.save()
+        _hide_tune_resume_hint()
+        closer = TrialRunCloser(target)
+        known: set[str] = set()
+        lost: list[str] = []
+        try:
+            tuner = build_tuner(spec, family, dataset, closer, resume=resume)
+            if resume:  # runs of trials the restored state never knew were lost with the last driver
+                known = restored_trial_ids(str(spec.sweep_dir))
+                lost = close_lost_trial_runs(client, target, known=known)
+            tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
+            interrupted = closer.interrupted
+        except KeyboardInterrupt:  # a second Ctrl-C skips Tune's graceful stop
+            interrupted = True
+        if interrupted:
+            closer.record_interruption()
+        name_replacements(client, target, lost=lost, known=known)
+        code = finish(spec, family, client, target, interrupted=interrupted)
     if code == 0:
         _log_gradcam(spec, client, target, dataset)
     return code
-
-
-def connect_ray(spec: SweepSpec) -> None:
-    import logging
-
-    import ray
-
-    if ray.is_initialized():
-        return
-    if spec.address:
-        modules = [__import__(name) for name in ("search_spaces", "trainables", "tracking", "serving")]
-        ray.init(
-            address=spec.address,
-            logging_level=logging.WARNING,
-            runtime_env={"py_modules": modules, "env_vars": forwarded_environment()},
-        )
-    else:
-        ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
 
 
 def _hide_tune_resume_hint() -> None:
@@ -104,8 +95,8 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
 
     if interrupted:
         close_open_trial_runs(client, target, status="KILLED", reason="sweep interrupted")
-    summary = summarise(client, target, metric=family.metric, mode=family.mode)
     close_open_trial_runs(client, target, status="KILLED", reason="sweep ended while the trial was open")
+    summary = summarise(client, target, metric=family.metric, mode=family.mode)  # after: nothing counts as running
     status = "KILLED" if interrupted else ("FINISHED" if summary.finished else "FAILED")
     record_sweep_result(client, target, summary, status=status)
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))
@@ -153,9 +144,9 @@ def _log_gradcam(spec: SweepSpec, client, target, dataset) -> None:
 
 def ui_hint(uri: str) -> str:
     """How to open the MLflow UI on `uri`: the server itself, or `scenesweep ui` for a local store."""
-    from tracking.runs import is_local_store
+    from tracking.uris import is_local_store, masked
 
     if not is_local_store(uri):
-        return uri
+        return masked(uri)
     default = tracking_uri(None) if "MLFLOW_TRACKING_URI" not in os.environ else None
-    return "scenesweep ui" + ("" if uri == default else f" --tracking-uri {uri}")
+    return "scenesweep ui" + ("" if uri == default else f" --tracking-uri {masked(uri)}")

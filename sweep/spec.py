@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tracking.uris import masked, without_credentials
 from trainables.core.data import DEMO, DataSpec
 from trainables.families import Family, all_options, get_family
 
@@ -60,7 +61,10 @@ class SweepSpec:
 
     def save(self) -> None:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        (self.sweep_dir / SPEC_FILE).write_text(json.dumps(self.to_dict(), indent=2))
+        stored = {**self.to_dict(), "tracking_uri": without_credentials(self.tracking_uri)}
+        if self.address:
+            stored["address"] = without_credentials(self.address)
+        (self.sweep_dir / SPEC_FILE).write_text(json.dumps(stored, indent=2))
 
     def tracking_params(self) -> dict:
         """The spec as the parent run's params: no address (it may embed credentials), and the
@@ -177,11 +181,11 @@ def validate(spec: SweepSpec) -> SweepSpec:
             options[option.dest] = option.resolve(options.get(option.dest))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    from tracking.runs import is_local_store
+    from tracking.uris import is_local_store
 
     if spec.address and is_local_store(spec.tracking_uri) and not is_local_address(spec.address):
         raise UsageError(
-            f"a Ray cluster at {spec.address} cannot write to the local store {spec.tracking_uri}; "
+            f"a Ray cluster at {masked(spec.address)} cannot write to the local store {masked(spec.tracking_uri)}; "
             "start an MLflow server and pass --tracking-uri http://HOST:PORT (see docker-compose.yml)"
         )
     return replace(spec, options={k: v for k, v in options.items() if v is not None})
@@ -193,10 +197,6 @@ def is_local_address(address: str) -> bool:
 
 
 def tracking_uri(uri: str | None) -> str:
-    from tracking.runs import resolve_tracking_uri
+    from tracking.uris import resolve_tracking_uri
 
     return resolve_tracking_uri(uri)
-
-
-def without_credentials(uri: str) -> str:
-    return re.sub(r"//[^/@]*@", "//", uri)

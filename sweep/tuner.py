@@ -92,6 +92,16 @@ def build_tuner(
     )
 
 
+def restored_trial_ids(path: str) -> set[str]:
+    """The trial ids in a sweep's saved Tune state (empty when none was saved)."""
+    from ray import tune
+    from ray.tune import ExperimentAnalysis
+
+    if not tune.Tuner.can_restore(path):
+        return set()
+    return {trial.trial_id for trial in ExperimentAnalysis(path).trials}
+
+
 def restored_search(path: str, family: Family) -> str:
     """What a resumed sweep's searcher continues from (the Optuna study Tune saved with the sweep)."""
     study = restored_study(path, family)

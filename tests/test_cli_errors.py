@@ -1,54 +1,130 @@
-"""Bad input through the real CLI: one line on stderr, exit code 2, no traceback, nothing started."""
+"""Bad input through the real CLI, every subcommand: one line on stderr, exit code 2, no traceback,
+nothing left RUNNING, and no file or database created in the working directory."""
 
+from __future__ import annotations
+
+import socket
+
+import numpy as np
 import pytest
 
 from tests.conftest import free_port, run_cli
+from trainables.core.images import encode_png
+
+IMAGE = "scene.png"
 
 
-def _existing_sweep(tmp_path):
-    (tmp_path / "sweeps" / "taken").mkdir(parents=True)
-    (tmp_path / "sweeps" / "taken" / "scenesweep.json").write_text("{}")
-    return ["--name", "taken"]
+def _store(cwd):
+    """An existing, empty local tracking store (what `status` of an unknown sweep reads)."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(f"sqlite:///{cwd / 'mlruns.db'}").search_experiments()
 
 
+def _existing_sweep(cwd):
+    (cwd / "sweeps" / "taken").mkdir(parents=True)
+    (cwd / "sweeps" / "taken" / "scenesweep.json").write_text("{}")
+
+
+def _image(cwd):
+    (cwd / IMAGE).write_bytes(encode_png(np.full((32, 32, 3), 128, np.uint8)))
+
+
+SETUPS = {"store": _store, "existing": _existing_sweep, "image": _image}
+
+# (command line, what the one line says, set-up); {port} is a free port, {busy} one that is listening.
 CASES = [
-    (["--data", "no/such/folder"], "does not exist"),
-    (["--samples", "0"], "--samples 0 must be at least 1"),
-    (["--epochs", "-1"], "--epochs -1 must be at least 1"),
-    (["--gpus-per-trial", "-0.5"], "--gpus-per-trial -0.5 must be 0 or more"),
-    (["--cpus-per-trial", "0"], "--cpus-per-trial 0 must be more than 0"),
-    (["--name", "bad name!"], "is not a valid sweep name"),
-    (["--fix", "depth=2"], "has no parameter 'depth'"),
-    (["--trial-timeout", "0"], "--trial-timeout 0 must be a positive number of seconds"),
-    (["--per-class", "500"], "--per-class 500 is larger than class"),
-    (["--tracking-uri", "http://127.0.0.1:{port}"], "cannot reach the MLflow tracking server"),
-    (["--address", "10.1.2.3:6379"], "cannot write to the local store"),
-    ("existing", "already exists"),
-    (["--space", "bovw", "--fix", "descriptor=surf"], "SURF is patented (non-free) and is not in the pip builds"),
-    (["--space", "bovw", "--cv-folds", "1"], "--cv-folds 1 must be at least 2"),
+    # sweep: flags
+    ("sweep --data no/such/folder", "does not exist", None),
+    ("sweep --samples 0", "--samples 0 must be at least 1", None),
+    ("sweep --epochs -1", "--epochs -1 must be at least 1", None),
+    ("sweep --gpus-per-trial -0.5", "--gpus-per-trial -0.5 must be 0 or more", None),
+    ("sweep --gpus-per-trial 1.5", "above 1 it must be a whole number", None),
+    ("sweep --cpus-per-trial 0", "--cpus-per-trial 0 must be more than 0", None),
+    ("sweep --max-concurrent -1", "--max-concurrent -1 must be 0 (no limit) or more", None),
+    ("sweep --name bad/name", "is not a valid sweep name", None),
+    ("sweep --fix depth=2", "has no parameter 'depth'", None),
+    ("sweep --fix input_size", "KEY=VALUE", None),
+    ("sweep --trial-timeout 0", "--trial-timeout 0 must be a positive number of seconds", None),
+    ("sweep --image-size 4", "--image-size 4 is out of range", None),
+    ("sweep --val-fraction 0.95", "--val-fraction 0.95 must be between 0 and 0.9", None),
+    ("sweep --per-class 0", "--per-class 0 must be a positive number", None),
+    ("sweep --space bovw --cv-folds 1", "--cv-folds 1 must be at least 2", None),
+    ("sweep --space tinynet --cv-folds 3", "--cv-folds applies to --space", None),
+    ("sweep --space bovw --fix descriptor=surf", "SURF is patented (non-free)", None),
+    ("sweep --name taken", "already exists", "existing"),
+    ("sweep --samples many", "invalid int value: 'many'", None),
+    ("sweep --space resnet", "invalid choice: 'resnet'", None),
+    # sweep: where it runs and tracks
+    ("sweep --tracking-uri http://127.0.0.1:{port}", "cannot reach the MLflow tracking server", None),
+    ("sweep --tracking-uri ftp://127.0.0.1/x", "unsupported tracking URI", None),
+    ("sweep --tracking-uri postgresql://u:pw@127.0.0.1:{port}/db", "cannot reach the tracking database", None),
+    ("sweep --address 10.1.2.3:6379", "cannot write to the local store", None),
+    ("sweep --address 127.0.0.1:{port}", "no Ray cluster answers at 127.0.0.1:", None),
+    # resume
+    ("resume nothing-here", "no sweep named 'nothing-here'", None),
+    ("resume", "the following arguments are required: sweep", None),
+    # status, best, promote: read-only, never create a store
+    ("status nothing-here", "no tracking store at", None),
+    ("status nothing-here", "no sweep named 'nothing-here'", "store"),
+    ("status nothing-here --tracking-uri sqlite:///elsewhere/mlruns.db", "no tracking store at", None),
+    ("best nothing-here", "no tracking store at", None),
+    ("best nothing-here", "no sweep named 'nothing-here'", "store"),
+    ("best nothing-here --top 0", "--top 0 must be at least 1", None),
+    ("promote nothing-here", "no tracking store at", None),
+    ("promote nothing-here", "no sweep named 'nothing-here'", "store"),
+    # predict, serve, explain: a model that is not there
+    ("predict " + IMAGE + " --model no/such/model", "is neither a model URI nor a folder", "image"),
+    ("predict " + IMAGE + " --model models:/nothing@champion", "no tracking store at", "image"),
+    ("predict " + IMAGE + " --model no/such/model --top 0", "--top 0 must be at least 1", "image"),
+    ("predict " + IMAGE, "the following arguments are required: --model", "image"),
+    ("serve --model no/such/model --port {port}", "is neither a model URI nor a folder", None),
+    ("serve --model models:/nothing@champion --port {port}", "no tracking store at", None),
+    ("serve --model no/such/model --port 70000", "--port 70000 is out of range", None),
+    ("serve --model no/such/model --port {busy}", "cannot listen on 127.0.0.1:", None),
+    ("explain missing.png --model no/such/model --out out.png", "image missing.png does not exist", None),
+    ("explain " + IMAGE + " --model no/such/model --out out.txt", "name a .png (or .jpg) file", "image"),
+    ("explain " + IMAGE + " --model no/such/model --out nowhere/out.png", "folder nowhere does not exist", "image"),
+    ("explain " + IMAGE + " --model no/such/model --out out.png", "is neither a model URI nor a folder", "image"),
+    # ui
+    ("ui --port 70000", "--port 70000 is out of range", None),
+    ("ui --port 0", "--port 0 is out of range", None),
+    ("ui --port {busy}", "cannot listen on 127.0.0.1:", None),
+    ("ui --port many", "invalid int value: 'many'", None),
+    ("", "the following arguments are required: COMMAND", None),
 ]
 
 
-@pytest.mark.parametrize("args, message", CASES, ids=[c[1][:30] for c in CASES])
-def test_sweep_rejects_bad_input(tmp_path, args, message):
-    if args == "existing":
-        args = _existing_sweep(tmp_path)
-    args = [a.format(port=free_port()) for a in args]
-    result = run_cli("sweep", *args, cwd=tmp_path, timeout=120)
-    assert result.returncode == 2, result.stderr
+@pytest.fixture
+def busy_port():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+@pytest.mark.parametrize("command, message, setup", CASES, ids=[f"{c[0][:50]}|{c[2] or ''}" for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, busy_port, command, message, setup):
+    if setup:
+        SETUPS[setup](tmp_path)
+    before = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
+    args = command.format(port=free_port(), busy=busy_port).split()
+    result = run_cli(*args, cwd=tmp_path, timeout=120)
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert lines[0].startswith("scenesweep: error: ") and message in lines[0]
-    assert not (tmp_path / "mlruns.db").exists() or args[:2] == ["--name", "taken"]
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert lines[0].startswith("scenesweep: error: ") and message in lines[0], lines[0]
+    assert {p.relative_to(tmp_path) for p in tmp_path.rglob("*")} == before, "the command created files"
+    if setup == "store":
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}")
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        assert not client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")
 
 
-@pytest.mark.parametrize("command", [["status", "nothing-here"], ["best", "nothing-here"], ["resume", "nothing-here"]])
-def test_unknown_sweep_is_a_clear_error(tmp_path, command):
-    result = run_cli(*command, cwd=tmp_path, timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "no sweep named 'nothing-here'" in result.stderr
+def test_the_table_covers_every_subcommand():
+    from orchestrator import build_parser
 
-
-def test_argparse_errors_exit_2(tmp_path):
-    result = run_cli("sweep", "--space", "resnet", cwd=tmp_path, timeout=60)
-    assert result.returncode == 2 and "invalid choice: 'resnet'" in result.stderr
+    commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    assert commands <= {c[0].split()[0] for c in CASES if c[0]} and len(CASES) >= 30

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, missing
 
 COMPOSE = ROOT / "docker-compose.yml"
 SECRETS = ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
@@ -39,7 +39,7 @@ def env_file(tmp_path_factory) -> Path:
 def docker_compose() -> str:
     found = shutil.which("docker-compose")
     if found is None:
-        pytest.skip("docker-compose is not installed (make test installs it with apt-get when run as root)")
+        missing("docker-compose is not installed (make test-all installs it with apt-get when run as root)")
     return found
 
 

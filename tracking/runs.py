@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,12 +21,15 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tracking.uris import DEFAULT_STORE, is_local_store, masked, resolve_tracking_uri  # noqa: F401 (re-exported)
+
 TAG_SWEEP = "scenesweep.sweep"
 TAG_FAMILY = "scenesweep.family"
 TAG_SEARCH = "scenesweep.search"
 TAG_ROLE = "scenesweep.role"  # "sweep" for the parent run, "trial" for children
 TAG_TRIAL_ID = "scenesweep.trial_id"
 TAG_PRUNED = "scenesweep.pruned"
+TAG_LOST = "scenesweep.lost"  # its trial was lost with a killed driver (see tracking/reconcile.py)
 TAG_ERROR = "scenesweep.error"
 TAG_ATTEMPT = "scenesweep.attempt"  # 1, then +1 each time Tune retries or a resume restarts the trial
 TAG_RESUMED_FROM = "scenesweep.resumed_from_epoch"  # the checkpoint a retried trial continued from
@@ -34,9 +39,9 @@ TAG_MODEL_URI = "scenesweep.model_uri"  # the trial's logged model (models:/m-..
 TAG_TIMED_OUT = "scenesweep.timed_out"  # training stopped early by --trial-timeout
 
 PER_EPOCH_METRICS = frozenset({"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr"})
-DEFAULT_STORE = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 _MAX_PARAM_LENGTH = 6000
+_DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 _BATCH = 100  # MLflow's log_batch accepts at most 100 params / 1000 metrics per call
 
 
@@ -45,28 +50,6 @@ class TrackingError(RuntimeError):
 
 
 # --- where the store is --------------------------------------------------------------------
-
-
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """--tracking-uri, else $MLFLOW_TRACKING_URI, else ./mlruns.db; local paths made absolute.
-
-    Absolute because Ray runs each trial in its own working directory.
-    """
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite":
-        path = uri[len("sqlite:///") :]
-        if path and not path.startswith("/"):
-            return f"sqlite:///{Path(path).resolve()}"
-        return uri
-    if parsed.scheme in ("", "file"):
-        local = parsed.path if parsed.scheme == "file" else uri
-        return Path(local).resolve().as_uri()
-    return uri
-
-
-def is_local_store(uri: str) -> bool:
-    return urlparse(uri).scheme in ("sqlite", "file", "")
 
 
 def check_tracking(uri: str, *, timeout: float = 10.0) -> None:
@@ -79,19 +62,34 @@ def check_tracking(uri: str, *, timeout: float = 10.0) -> None:
             response = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
         except requests.RequestException as exc:
             raise TrackingError(
-                f"cannot reach the MLflow tracking server at {uri} ({type(exc).__name__}); "
+                f"cannot reach the MLflow tracking server at {masked(uri)} ({type(exc).__name__}); "
                 "start it (e.g. `mlflow server --host 127.0.0.1 --port 5000`) or pass another --tracking-uri"
             ) from None
         if response.status_code >= 500:
             raise TrackingError(
-                f"the MLflow tracking server at {uri} is unhealthy (HTTP {response.status_code}); check its log"
+                f"the MLflow tracking server at {masked(uri)} is unhealthy (HTTP {response.status_code}); check its log"
             )
         _check_credentials(uri, timeout)
+    elif parsed.scheme.split("+")[0] in _DATABASE_PORTS and parsed.hostname:
+        # MLflow retries a refused database connection for minutes; a plain TCP connect says it at once.
+        import socket
+
+        port = parsed.port or _DATABASE_PORTS[parsed.scheme.split("+")[0]]
+        try:
+            with socket.create_connection((parsed.hostname, port), timeout=min(timeout, 5.0)):
+                pass
+        except OSError as exc:
+            raise TrackingError(
+                f"cannot reach the tracking database at {masked(uri)} ({exc.strerror or type(exc).__name__}); "
+                "start it or pass another --tracking-uri"
+            ) from None
     elif (
         parsed.scheme not in ("sqlite", "file", "postgresql", "mysql", "mssql", "databricks")
         and "+" not in parsed.scheme
     ):
-        raise TrackingError(f"unsupported tracking URI {uri!r}; use http://HOST:PORT, sqlite:///FILE or a folder")
+        raise TrackingError(
+            f"unsupported tracking URI {masked(uri)!r}; use http://HOST:PORT, sqlite:///FILE or a folder"
+        )
 
 
 def _check_credentials(uri: str, timeout: float) -> None:
@@ -105,12 +103,27 @@ def _check_credentials(uri: str, timeout: float) -> None:
     try:
         response = requests.post(url, json={"max_results": 1}, auth=auth, timeout=timeout)
     except requests.RequestException as exc:
-        raise TrackingError(f"cannot talk to the MLflow tracking server at {uri} ({type(exc).__name__})") from None
+        raise TrackingError(
+            f"cannot talk to the MLflow tracking server at {masked(uri)} ({type(exc).__name__})"
+        ) from None
     if response.status_code in (401, 403):
         given = "were refused" if auth else "are missing"
         raise TrackingError(
-            f"the MLflow tracking server at {uri} requires authentication and the credentials {given}; "
+            f"the MLflow tracking server at {masked(uri)} requires authentication and the credentials {given}; "
             "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+
+
+def require_existing_store(uri: str) -> None:
+    """A read-only command names a local store that is not there: say so, rather than create an
+    empty one (MLflow creates a sqlite file or a folder on first use)."""
+    if not is_local_store(uri):
+        return
+    path = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else Path(urlparse(uri).path or uri)
+    if not path.exists():
+        raise TrackingError(
+            f"no tracking store at {path}; run a sweep here first, or pass --tracking-uri "
+            "(or set MLFLOW_TRACKING_URI) to where its runs are"
         )
 
 
@@ -130,7 +143,7 @@ def get_or_create_experiment(client: MlflowClient, name: str, uri: str) -> str:
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             raise TrackingError(
-                f"experiment {name!r} is deleted in {uri}; restore it in the MLflow UI or pick another --experiment"
+                f"experiment {name!r} is deleted in {masked(uri)}; restore it in the MLflow UI or pick another --experiment"
             )
         return experiment.experiment_id
     try:
@@ -165,11 +178,32 @@ def start_sweep_run(
     if existing is not None:
         client.update_run(existing.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
         run_id = existing.info.run_id
+        if TAG_ERROR in existing.data.tags:  # how the last driver ended; this one starts clean
+            client.delete_tag(run_id, TAG_ERROR)
     else:
         tags = {TAG_SWEEP: sweep, TAG_FAMILY: family, TAG_SEARCH: search, TAG_ROLE: "sweep"}
         run_id = client.create_run(experiment_id, run_name=sweep, tags=tags).info.run_id
         log_params(client, run_id, params)
     return SweepTarget(uri=uri, experiment_id=experiment_id, parent_run_id=run_id, sweep=sweep, family=family)
+
+
+@contextmanager
+def closed_on_failure(client: MlflowClient, target: SweepTarget) -> Iterator[None]:
+    """Whatever escapes the block leaves the sweep's runs final, never RUNNING: KILLED for Ctrl-C,
+    FAILED with the reason (tag scenesweep.error) for anything else; then the error goes on."""
+    try:
+        yield
+    except BaseException as exc:
+        killed = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        status = "KILLED" if killed else "FAILED"
+        reason = "sweep interrupted" if killed else (f"{type(exc).__name__}: {exc}".strip().splitlines() or [""])[0]
+        try:
+            close_open_trial_runs(client, target, status="KILLED", reason=f"sweep ended: {reason}")
+            client.set_tag(target.parent_run_id, TAG_ERROR, reason[:5000])
+            client.set_terminated(target.parent_run_id, status=status)
+        except Exception:  # noqa: BLE001 - the tracking store itself may be what failed; the first error matters
+            pass
+        raise
 
 
 def find_sweep_run(client: MlflowClient, sweep: str, *, experiment_ids: list[str] | None = None):

@@ -16,7 +16,16 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from tracking.artifacts import optimisation_history_png, write_json
-from tracking.runs import TAG_ERROR, TAG_MODEL_URI, TAG_PRUNED, TAG_TRIAL_ID, SweepTarget, logged_epochs, trial_runs
+from tracking.runs import (
+    TAG_ERROR,
+    TAG_LOST,
+    TAG_MODEL_URI,
+    TAG_PRUNED,
+    TAG_TRIAL_ID,
+    SweepTarget,
+    logged_epochs,
+    trial_runs,
+)
 
 TAG_BEST_RUN_ID = "scenesweep.best_run_id"
 # The contract's family-agnostic metrics; the sweep's own metric (summary.metric) comes first.
@@ -27,13 +36,19 @@ SUMMARY_METRICS = ("test_accuracy", "params", "fit_seconds")
 class TrialRow:
     trial_id: str
     run_id: str
-    status: str  # FINISHED, FAILED, KILLED (pruned or interrupted), RUNNING
+    status: str  # FINISHED, FAILED, KILLED (pruned, interrupted or lost), RUNNING
     pruned: bool
     epochs: int
     metrics: dict
     params: dict
     error: str = ""
     model_uri: str = ""
+    lost: bool = False  # its trial was lost with a killed driver; a resume ran its slot again
+
+    @property
+    def shown_status(self) -> str:
+        """LOST, PRUNED or the MLflow status: what tables and counts show."""
+        return "LOST" if self.lost else ("PRUNED" if self.pruned else self.status)
 
     @property
     def config(self) -> dict:
@@ -64,7 +79,7 @@ class SweepSummary:
         return ranked[0] if ranked else None
 
     def counts(self) -> Counter:
-        return Counter("PRUNED" if r.pruned else r.status for r in self.rows)
+        return Counter(r.shown_status for r in self.rows)
 
 
 def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: str) -> SweepSummary:
@@ -82,6 +97,7 @@ def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: s
             params=dict(run.data.params),
             error=tags.get(TAG_ERROR, ""),
             model_uri=tags.get(TAG_MODEL_URI, ""),
+            lost=tags.get(TAG_LOST) == "true",
         )
         rows.append(row)
         if row.status == "FAILED":
@@ -168,7 +184,7 @@ def format_table(
     header = ["trial", *(["run"] if run_ids else []), "status", "epochs", *metrics, "params", "fit_s", *key_params]
     lines = []
     for r in rows:
-        status = "PRUNED" if r.pruned else r.status
+        status = r.shown_status
         values = [
             r.trial_id,
             *([r.run_id] if run_ids else []),

@@ -7,10 +7,10 @@ import sys
 
 
 def run_ui(uri: str, *, host: str, port: int) -> int:
-    from tracking.runs import is_local_store
+    from tracking.uris import is_local_store, masked
 
     if not is_local_store(uri):
-        print(f"The tracking server serves its own UI: open {uri}")
+        print(f"The tracking server serves its own UI: open {masked(uri)}")
         return 0
     command = [
         sys.executable,
@@ -26,7 +26,7 @@ def run_ui(uri: str, *, host: str, port: int) -> int:
         "--workers",
         "1",
     ]
-    print(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)", flush=True)
+    print(f"MLflow UI for {masked(uri)} at http://{host}:{port} (Ctrl-C to stop)", flush=True)
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 
 
+_UNRECORDED_OPTIONS = frozenset({"cache_dir"})  # where the decoded data is cached, not how it trains
+
+
 @dataclass(frozen=True)
 class TrialSettings:
     family: Family  # the entry itself, not its name: a family registered at run time reaches the workers
@@ -47,6 +50,12 @@ class TrialOutcome:
     classifier: SceneClassifier
     test: Evaluation
     metrics: dict  # the trial's final metrics (test_*, params, fit_seconds, family extras)
+
+
+def option_tags(options: dict) -> dict:
+    """The sweep's family options (--precision, --compile, ...) as the trial's run records them:
+    tags `scenesweep.option.NAME`, not params, so a trial's config stays what the search chose."""
+    return {f"scenesweep.option.{k}": v for k, v in sorted(options.items()) if k not in _UNRECORDED_OPTIONS}
 
 
 def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> None:
@@ -78,7 +87,7 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
         tune.report({**run.latest_metrics(), "already_finished": 1})
         return
-    run.set_tags({TAG_NODE: ray.util.get_node_ip_address()})
+    run.set_tags({TAG_NODE: ray.util.get_node_ip_address(), **option_tags(settings.options)})
     session = TrialSession(
         max_epochs=settings.max_epochs,
         run=run,

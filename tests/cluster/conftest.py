@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing
 from tests.topology import AuthMlflowServer, Postgres, RayCluster, S3Server, Unavailable
 
 SMALL = [
@@ -54,7 +55,7 @@ def topology(tmp_path_factory):
         try:
             postgres = Postgres()
         except Unavailable as exc:
-            pytest.skip(str(exc))
+            missing(str(exc))
         stack.callback(postgres.stop)
         s3 = S3Server(_folder(root, "s3"))
         stack.callback(s3.stop)

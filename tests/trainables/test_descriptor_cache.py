@@ -93,7 +93,8 @@ def test_two_processes_wanting_the_same_entry_compute_it_once(images, tmp_path):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray = pytest.importorskip("ray")
+    import ray
+
     ray.init(
         address="local",
         num_cpus=2,

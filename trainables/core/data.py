@@ -80,6 +80,13 @@ def load_dataset(spec: DataSpec) -> Dataset:
     return _split(spec, x_train, y_train, x_test, y_test, tuple(class_names), tuple(test_names), content_key)
 
 
+def check_data_spec(spec: DataSpec) -> None:
+    """The checks that read no image (ranges, the folder exists): a sweep runs them before it starts Ray."""
+    _check_spec(spec)
+    if spec.source != DEMO:
+        _check_root(Path(spec.source).expanduser())
+
+
 def _check_spec(spec: DataSpec) -> None:
     if not 8 <= spec.image_size <= 1024:
         raise DataError(f"--image-size {spec.image_size} is out of range; use 8 to 1024 pixels")
@@ -92,8 +99,7 @@ def _check_spec(spec: DataSpec) -> None:
 # --- folders on disk -----------------------------------------------------------------------
 
 
-def _load_folder(spec: DataSpec):
-    root = Path(spec.source).expanduser()
+def _check_root(root: Path) -> None:
     if not root.exists():
         raise DataError(
             f"data path {root} does not exist; pass --data demo, a folder of class folders, "
@@ -103,6 +109,11 @@ def _load_folder(spec: DataSpec):
         raise DataError(
             f"data path {root} is a file; pass a folder of class folders (or MIT_split with train/ and test/)"
         )
+
+
+def _load_folder(spec: DataSpec):
+    root = Path(spec.source).expanduser()
+    _check_root(root)
     root = root.resolve()
     if (root / "train").is_dir() and (root / "test").is_dir():
         train_files = _class_files(root / "train")

@@ -49,6 +49,7 @@ from trainables.core.session import TrialFailed, TrialSession
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta", "adagrad")
 _EVAL_BATCH = 256
+TRAINING_STATE_FILE = "state.pt"  # a net trial's checkpoint: epoch, lr, model, optimizer, scheduler, RNG
 AUX_WEIGHT = 0.4  # torchvision's reference recipe for InceptionV3: loss = main + 0.4 * aux
 
 
@@ -177,7 +178,7 @@ def train_classifier(
             x = normalise(augmenter(x, input_size), mean, std)
             yield channels_last(x, device), y_train[index]
 
-    state = session.restore(lambda folder: torch.load(folder / "state.pt", map_location=device, weights_only=False))
+    state = session.restore(lambda folder: load_training_state(folder, device))
     lr = float(config.get("lr", 1e-3))
     if state is not None:
         lr = state["lr"]
@@ -234,7 +235,8 @@ def train_classifier(
         }
 
         def save(folder: Path, epoch=epoch):
-            torch.save(
+            save_training_state(
+                folder,
                 {
                     "epoch": epoch,
                     "lr": lr,
@@ -243,13 +245,23 @@ def train_classifier(
                     "scheduler": scheduler.state_dict() if scheduler else None,
                     "rng": torch.get_rng_state(),
                 },
-                folder / "state.pt",
             )
 
         session.report_epoch(epoch, metrics, save=save)
         if epoch < session.max_epochs and session.out_of_time():
             break  # over its time budget: the trial ends here and is evaluated like any other
     return classifier
+
+
+def save_training_state(folder: Path, state: dict) -> None:
+    """A checkpoint of tensors, state dicts and plain values only, so it loads with weights_only=True."""
+    torch.save(state, folder / TRAINING_STATE_FILE)
+
+
+def load_training_state(folder: Path, device) -> dict:
+    """The checkpoint save_training_state wrote. weights_only=True: a checkpoint folder someone else
+    could write never runs code here (a pickle of anything but tensors and plain values is refused)."""
+    return torch.load(folder / TRAINING_STATE_FILE, map_location=device, weights_only=True)
 
 
 def training_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, config: dict):

@@ -1,0 +1,143 @@
+"""Ray before anything else: a sweep connects to Ray, and checks that some node can run a trial,
+before it writes a byte to MLflow or to its storage folder.
+
+Connecting to a Ray address where no Ray answers makes `ray.init` retry for minutes, so a remote
+address is first tried with a plain TCP connection, then probed in a child process that is killed
+after `RAY_CHECK_SECONDS`: it joins the cluster the way the sweep will (same runtime environment),
+runs one task that imports the project, and reports the nodes' resources.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from sweep.environment import forwarded_environment
+from sweep.spec import SweepSpec, UsageError
+from tracking.uris import masked
+
+RAY_CHECK_SECONDS = 20.0
+PROJECT_PACKAGES = ("search_spaces", "trainables", "tracking", "serving")
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def connect_ray(spec: SweepSpec) -> None:
+    """Join the cluster at `spec.address` (checked first), or start the embedded Ray; then check that
+    a trial's resource request fits on some node. UsageError (exit 2) when either fails."""
+    import logging
+
+    import ray
+
+    if not ray.is_initialized():
+        if spec.address and spec.address != "local":  # "local": Ray starts one here, as embedded
+            check_address(spec.address)
+            ray.init(
+                address=spec.address,
+                logging_level=logging.WARNING,
+                runtime_env=runtime_environment(),
+            )
+        else:
+            ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
+    check_resources(spec, [node["Resources"] for node in ray.nodes() if node.get("Alive")])
+
+
+def runtime_environment() -> dict:
+    """What a remote cluster's workers get: the project's packages and the forwarded environment."""
+    modules = [__import__(name) for name in PROJECT_PACKAGES]
+    return {"py_modules": modules, "env_vars": forwarded_environment()}
+
+
+def check_address(address: str, *, timeout: float = RAY_CHECK_SECONDS) -> None:
+    """UsageError unless a Ray cluster at `address` accepts this driver and runs its code, within `timeout`."""
+    shown = masked(address)
+    host_port = _host_port(address)
+    if host_port is not None:
+        try:
+            with socket.create_connection(host_port, timeout=min(timeout, 5.0)):
+                pass
+        except OSError as exc:
+            raise UsageError(
+                f"no Ray cluster answers at {shown} ({exc.strerror or type(exc).__name__}); "
+                f"start one there with `ray start --head --port={host_port[1]}`, or drop --address "
+                "(and unset RAY_ADDRESS) to run an embedded Ray"
+            ) from None
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sweep.preflight", address],
+        cwd=_ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # so the probe and anything Ray started for it can be stopped together
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise UsageError(
+            f"the Ray cluster at {shown} did not accept this driver within {timeout:.0f} s; check that "
+            "`ray status` works there and that it runs this Python and Ray version, or drop --address "
+            "(and unset RAY_ADDRESS) to run an embedded Ray"
+        ) from None
+    if process.returncode != 0:
+        lines = [line for line in (out + err).strip().splitlines() if line.strip()]
+        reason = lines[-1].strip() if lines else f"exit code {process.returncode}"
+        raise UsageError(
+            f"cannot run this sweep's code on the Ray cluster at {shown} ({reason[:300]}); "
+            "start the cluster with `ray start --head` from this project's environment, or drop --address "
+            "(and unset RAY_ADDRESS) to run an embedded Ray"
+        )
+
+
+def check_resources(spec: SweepSpec, nodes: list[dict]) -> None:
+    """UsageError when no node could ever hold one trial (Tune would leave it PENDING forever)."""
+    cpus, gpus = spec.cpus_per_trial, spec.gpus_per_trial or 0.0
+    where = f"the Ray cluster at {masked(spec.address)}" if spec.address else "the embedded Ray"
+    if not any(node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus for node in nodes):
+        largest = ", ".join(sorted({f"{node.get('CPU', 0):g} CPUs and {node.get('GPU', 0):g} GPUs" for node in nodes}))
+        fix = (
+            "lower --gpus-per-trial (0 runs on CPUs)"
+            if gpus and all(n.get("GPU", 0) < gpus for n in nodes)
+            else ("lower --cpus-per-trial")
+        )
+        raise UsageError(
+            f"no node of {where} can run a trial asking for {cpus:g} CPUs and {gpus:g} GPUs "
+            f"(its nodes have {largest or 'nothing'}); {fix}, or add a node that has them"
+        )
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of an explicit address; None for `auto`/`local` (Ray finds those itself)."""
+    rest = address.split("://", 1)[-1].rsplit("@", 1)[-1].rstrip("/")
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _probe(address: str) -> None:
+    """The child process of check_address: join, run one task that imports the project, print the nodes."""
+    import logging
+
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def imports_project() -> bool:
+        for name in PROJECT_PACKAGES:
+            __import__(name)
+        return True
+
+    ray.init(address=address, logging_level=logging.ERROR, runtime_env=runtime_environment())
+    ray.get(imports_project.remote())
+    print(json.dumps([node["Resources"] for node in ray.nodes() if node.get("Alive")]))
+
+
+if __name__ == "__main__":
+    _probe(sys.argv[1])
