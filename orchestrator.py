@@ -55,7 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(train/<class>/, test/<class>/) or one folder per class",
     )
     sweep.add_argument(
-        "--samples", type=int, default=20, help="number of trials (default 20; 1 runs the paper's config)"
+        "--samples",
+        type=int,
+        default=None,
+        help="number of trials (default 20, or no limit with --budget; 1 runs the paper's config)",
+    )
+    sweep.add_argument(
+        "--budget",
+        default=None,
+        metavar="DURATION",
+        help="wall-clock budget of the sweep, e.g. 90s, 30m, 2h: no trial starts after it, trials still "
+        "running are stopped and recorded as pruned, and the sweep ends with its best (default: none)",
     )
     sweep.add_argument("--epochs", type=int, default=30, help="maximum epochs per trial (default 30)")
     sweep.add_argument("--search", choices=["tpe", "random"], default="tpe", help="Optuna sampler (default tpe)")
@@ -89,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop a trial's training at the first epoch end past this many seconds, then "
         "evaluate it as usual (default: no limit)",
+    )
+    sweep.add_argument(
+        "--no-chance-stop",
+        action="store_true",
+        help="let trials still at chance-level validation accuracy after 2 epochs go on (default: stop them)",
+    )
+    sweep.add_argument(
+        "--study-storage",
+        default=None,
+        metavar="URL",
+        help="Optuna RDB storage for the sweep's study, e.g. postgresql://HOST/optuna "
+        "(default: optuna.journal in the sweep's folder)",
     )
     sweep.add_argument(
         "--fix",

@@ -56,7 +56,27 @@ def status_report(sweep: str, uri: str | None) -> str:
         lines.append(f"failed:\n{failures}")
     if summary.best:
         lines.append(f"best: {summary.best.trial_id} {family.metric} {summary.best.metrics[family.metric]:.4f}")
+    if budget := budget_line(run):
+        lines.append(budget)
     return "\n".join(lines)
+
+
+def budget_line(run) -> str | None:
+    """Time the sweep has used against its --budget (the parent run's `budget` param, in seconds)."""
+    import time
+
+    raw = run.data.params.get("budget")
+    if raw in (None, "", "None"):
+        return None
+    budget = float(raw)
+    ended = run.info.end_time if run.info.status != "RUNNING" and run.info.end_time else time.time() * 1000
+    used = max(0.0, (ended - run.info.start_time) / 1000)
+    return f"budget: {_clock(used)} used of {_clock(budget)} ({100 * used / budget:.0f}%)"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def best_report(sweep: str, uri: str | None, *, metric: str | None, top: int, params: str | None) -> str:

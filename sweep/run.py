@@ -62,6 +62,10 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
         interrupted = True
     if interrupted:
         closer.record_interruption()
+    else:
+        from sweep.study import close_sweep_study
+
+        close_sweep_study(spec)
     code = finish(spec, family, client, target, interrupted=interrupted)
     if code == 0:
         _log_gradcam(spec, client, target, dataset)

@@ -20,9 +20,10 @@ def build_tuner(
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from search_spaces import PinnedSpace
+    from sweep.searcher import SweepSearch
+    from sweep.study import study_storage
     from trainables.trial import TrialSettings, run_trial
 
     gpus = spec.gpus_per_trial
@@ -36,6 +37,7 @@ def build_tuner(
         target=closer.target,
         options={"cache_dir": spec.data.cache_dir, **spec.options},
         time_limit=spec.trial_timeout,
+        chance_stop=spec.chance_stop,
     )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, settings=settings),
@@ -43,18 +45,26 @@ def build_tuner(
     )
     path = str(spec.sweep_dir)
     if resume and tune.Tuner.can_restore(path):
-        print(f"scenesweep: resuming {spec.name}: {restored_search(path, family)}")
+        print(f"scenesweep: resuming {spec.name}: {restored_search(spec)}")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
         tuner._local_tuner.get_run_config().callbacks = [closer]  # the tracking URI may have moved
         return tuner
     if resume:
         print(f"scenesweep: resuming {spec.name}: no Tune state was saved yet; starting its search over")
 
-    sampler = make_sampler(spec.search, seed=spec.seed, samples=spec.samples)
+    sampler = make_sampler(spec.search, seed=spec.seed, samples=spec.samples, concurrent=spec.max_concurrent != 1)
     space = PinnedSpace(family.space, spec.fixed) if spec.fixed else family.suggest
     first = {**family.default_config(gpu=gpus > 0), **spec.fixed}
-    searcher = OptunaSearch(
-        space=space, metric=family.metric, mode=family.mode, sampler=sampler, points_to_evaluate=[first]
+    # The study lives in real Optuna storage named after the sweep (sweep/study.py): Tune's pickled
+    # searcher holds only a handle on it, so resume, optuna.load_study and the dashboard share it.
+    searcher = SweepSearch(
+        space=space,
+        metric=family.metric,
+        mode=family.mode,
+        sampler=sampler,
+        points_to_evaluate=[first],
+        study_name=spec.name,
+        storage=study_storage(spec),
     )
     scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
     if scheduler_name == "asha":
@@ -72,7 +82,8 @@ def build_tuner(
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=spec.samples,
+            num_samples=spec.samples or -1,  # 0: until the budget runs out
+            time_budget_s=spec.budget,
             max_concurrent_trials=spec.max_concurrent or None,
             # A trial then starts in a warm worker (torch, MLflow, OpenCV already imported) instead of
             # a fresh process: seconds per trial on a small box (benchmarks/overhead.py).
@@ -91,32 +102,35 @@ def build_tuner(
     )
 
 
-def restored_search(path: str, family: Family) -> str:
-    """What a resumed sweep's searcher continues from (the Optuna study Tune saved with the sweep)."""
-    study = restored_study(path, family)
-    done = sum(t.state.is_finished() for t in study.trials)
-    return f"Optuna {type(study.sampler).__name__} restored with {done} finished of {len(study.trials)} trials"
+def restored_search(spec: SweepSpec) -> str:
+    """What a resumed sweep's searcher continues from: the sweep's study in its Optuna storage."""
+    from sweep.study import study_summary
+
+    return study_summary(restored_study(spec))
 
 
-def restored_study(path: str, family: Family):
-    """The Optuna study in a sweep's saved searcher state."""
-    from ray.tune.search.optuna import OptunaSearch
+def restored_study(spec: SweepSpec):
+    """The sweep's Optuna study, with the sampler its search uses."""
+    from sweep.study import load_sweep_study
 
-    searcher = OptunaSearch(metric=family.metric, mode=family.mode)
-    searcher.restore_from_dir(path)
-    return searcher._ot_study  # no public accessor; the study is what TPE learns from
+    return load_sweep_study(spec, sampler=make_sampler(spec.search, seed=spec.seed, samples=spec.samples))
 
 
-def make_sampler(search: str, *, seed: int, samples: int):
-    """The Optuna sampler of `--search` (also what benchmarks/overhead.py's plain loop uses)."""
+def make_sampler(search: str, *, seed: int, samples: int, concurrent: bool = False):
+    """The Optuna sampler of `--search` (also what benchmarks/overhead.py's plain loop uses).
+
+    With trials in flight at once, TPE's constant liar counts the running ones as bad results, so
+    concurrent suggestions spread out instead of piling onto one region (Optuna's advice for
+    parallel TPE)."""
     import warnings
 
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if search == "tpe":
+        startup = max(3, min(10, samples // 3)) if samples else 10
         return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, n_startup_trials=max(3, min(10, samples // 3))
+            seed=seed, multivariate=True, group=True, n_startup_trials=startup, constant_liar=concurrent
         )
     return optuna.samplers.RandomSampler(seed=seed)
 

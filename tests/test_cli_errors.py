@@ -26,6 +26,10 @@ CASES = [
     ("existing", "already exists"),
     (["--space", "bovw", "--fix", "descriptor=surf"], "SURF is patented (non-free) and is not in the pip builds"),
     (["--space", "bovw", "--cv-folds", "1"], "--cv-folds 1 must be at least 2"),
+    (["--budget", "0"], "--budget '0' must be more than zero"),
+    (["--budget", "abc"], "--budget 'abc' is not a duration; write it like 90s, 30m or 2h"),
+    (["--budget", "10m", "--samples", "-1"], "--samples -1 must be at least 0"),
+    (["--study-storage", "not a url"], "--study-storage 'not a url' is not an Optuna RDB URL"),
 ]
 
 
