@@ -106,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="let trials still at chance-level validation accuracy after 2 epochs go on (default: stop them)",
     )
     sweep.add_argument(
+        "--warm-start",
+        default=None,
+        metavar="SWEEP[,SWEEP...]",
+        help="seed the search with the finished and pruned trials of earlier sweeps of the same --space "
+        "(trials outside the current space are skipped)",
+    )
+    sweep.add_argument(
+        "--enqueue",
+        default=None,
+        metavar="FILE.json",
+        help="run these configurations first: a JSON object {param: value} or a list of them "
+        "(parameters left out are searched)",
+    )
+    sweep.add_argument(
         "--study-storage",
         default=None,
         metavar="URL",

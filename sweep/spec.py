@@ -45,6 +45,8 @@ class SweepSpec:
     study_storage: str = ""  # Optuna RDB URL of the sweep's study; "" = optuna.journal in the sweep folder
     chance_stop: bool = True  # stop trials still at chance level after their first epochs
     budget: float | None = None  # seconds of wall time for the whole sweep (--budget)
+    warm_start: list = field(default_factory=list)  # earlier sweeps whose trials seed the study
+    enqueue: list = field(default_factory=list)  # the user's configurations, run first (--enqueue)
 
     @property
     def sweep_dir(self) -> Path:
@@ -77,6 +79,7 @@ class SweepSpec:
 def spec_from_args(args) -> SweepSpec:
     """The `sweep` subcommand's flags -> a checked SweepSpec."""
     from search_spaces import parse_pins
+    from sweep.warm_start import check_warm_start, read_enqueue
 
     family = get_family(args.space)
     try:
@@ -115,7 +118,10 @@ def spec_from_args(args) -> SweepSpec:
         chance_stop=not args.no_chance_stop,
         budget=parse_duration(args.budget, flag="--budget") if args.budget is not None else None,
         options=family_options(family, {option.dest: getattr(args, option.dest, None) for option in all_options()}),
+        warm_start=[n.strip() for n in (args.warm_start or "").split(",") if n.strip()],
+        enqueue=read_enqueue(args.enqueue, space=family.space) if args.enqueue else [],
     )
+    check_warm_start(spec.warm_start, storage=spec.storage, family=spec.family)
     return validate(spec)
 
 

@@ -18,12 +18,14 @@ def build_tuner(
     spec: SweepSpec, family: Family, dataset: Dataset, closer: TrialRunCloser, *, resume: bool
 ) -> tune.Tuner:
     import ray
+    from mlflow.tracking import MlflowClient
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from search_spaces import PinnedSpace
     from sweep.searcher import SweepSearch
-    from sweep.study import study_storage
+    from sweep.study import new_study, study_storage
+    from sweep.warm_start import TAG_WARM_START, seed_study
     from trainables.trial import TrialSettings, run_trial
 
     gpus = spec.gpus_per_trial
@@ -57,14 +59,18 @@ def build_tuner(
     first = {**family.default_config(gpu=gpus > 0), **spec.fixed}
     # The study lives in real Optuna storage named after the sweep (sweep/study.py): Tune's pickled
     # searcher holds only a handle on it, so resume, optuna.load_study and the dashboard share it.
+    storage = study_storage(spec)
+    if warm := seed_study(spec, new_study(spec, family, storage)):
+        print(f"scenesweep: {warm}")
+        MlflowClient(closer.target.uri).set_tag(closer.target.parent_run_id, TAG_WARM_START, warm)
     searcher = SweepSearch(
         space=space,
         metric=family.metric,
         mode=family.mode,
         sampler=sampler,
-        points_to_evaluate=[first],
+        points_to_evaluate=[*({**config, **spec.fixed} for config in spec.enqueue), first],
         study_name=spec.name,
-        storage=study_storage(spec),
+        storage=storage,
     )
     scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
     if scheduler_name == "asha":
@@ -106,7 +112,10 @@ def restored_search(spec: SweepSpec) -> str:
     """What a resumed sweep's searcher continues from: the sweep's study in its Optuna storage."""
     from sweep.study import study_summary
 
-    return study_summary(restored_study(spec))
+    try:
+        return study_summary(restored_study(spec))
+    except KeyError:  # a sweep from before studies were persistent: Tune's pickle holds its study
+        return "its search state as Tune saved it"
 
 
 def restored_study(spec: SweepSpec):

@@ -5,6 +5,14 @@ import pytest
 from tests.conftest import free_port, run_cli
 
 
+def _bovw_sweep(tmp_path):
+    from sweep.spec import SweepSpec
+    from trainables.core.data import DataSpec
+
+    SweepSpec(family="bovw", data=DataSpec(), name="old-bovw", storage=str(tmp_path / "sweeps")).save()
+    return ["--warm-start", "old-bovw"]
+
+
 def _existing_sweep(tmp_path):
     (tmp_path / "sweeps" / "taken").mkdir(parents=True)
     (tmp_path / "sweeps" / "taken" / "scenesweep.json").write_text("{}")
@@ -29,6 +37,9 @@ CASES = [
     (["--budget", "0"], "--budget '0' must be more than zero"),
     (["--budget", "abc"], "--budget 'abc' is not a duration; write it like 90s, 30m or 2h"),
     (["--budget", "10m", "--samples", "-1"], "--samples -1 must be at least 0"),
+    (["--warm-start", "nothing-here"], "--warm-start nothing-here: no sweep of that name in"),
+    ("bovw", "--warm-start old-bovw: that sweep searched bovw, not tinynet"),
+    (["--enqueue", "missing.json"], "--enqueue missing.json: cannot read it"),
     (["--study-storage", "not a url"], "--study-storage 'not a url' is not an Optuna RDB URL"),
 ]
 
@@ -37,6 +48,8 @@ CASES = [
 def test_sweep_rejects_bad_input(tmp_path, args, message):
     if args == "existing":
         args = _existing_sweep(tmp_path)
+    elif args == "bovw":
+        args = _bovw_sweep(tmp_path)
     args = [a.format(port=free_port()) for a in args]
     result = run_cli("sweep", *args, cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr
