@@ -120,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(parameters left out are searched)",
     )
     sweep.add_argument(
+        "--objective",
+        default=None,
+        metavar="accuracy[,params]",
+        help="what to optimise: accuracy (default), or accuracy,params for the Pareto front of accuracy "
+        "against trainable parameters (multi-objective Optuna; runs under FIFO, since ASHA stops trials on "
+        "one metric); also fit_seconds",
+    )
+    sweep.add_argument(
         "--study-storage",
         default=None,
         metavar="URL",
@@ -157,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--metric", default=None, help="rank by this metric (default: the family's validation metric)")
     best.add_argument("--top", type=int, default=1, help="how many trials to show (default 1)")
     best.add_argument(
+        "--pareto", action="store_true", help="list the Pareto front of accuracy against trainable parameters"
+    )
+    best.add_argument(
         "--params",
         default=None,
         metavar="KEY,...",
@@ -173,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("--model-name", default=None, help="registered model name (default: scenesweep-FAMILY)")
     promote.add_argument("--alias", default="champion", help="alias to point at the new version (default champion)")
+    promote.add_argument(
+        "--max-params",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the most accurate trial with at most N trainable parameters",
+    )
     promote.add_argument(
         "--force", action="store_true", help="move the alias even when its current version is better on the same data"
     )
@@ -248,7 +266,11 @@ def cmd_status(args) -> int:
 def cmd_best(args) -> int:
     from sweep.results import best_report
 
-    print(best_report(args.sweep, args.tracking_uri, metric=args.metric, top=args.top, params=args.params))
+    print(
+        best_report(
+            args.sweep, args.tracking_uri, metric=args.metric, top=args.top, params=args.params, pareto=args.pareto
+        )
+    )
     return 0
 
 
@@ -263,6 +285,7 @@ def cmd_promote(args) -> int:
             model_name=args.model_name,
             alias=args.alias,
             force=args.force,
+            max_params=args.max_params,
         )
     )
     return 0

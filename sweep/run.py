@@ -66,6 +66,10 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
         from sweep.study import close_sweep_study
 
         close_sweep_study(spec)
+        if spec.objective:
+            from sweep.pareto import report_pareto
+
+            report_pareto(client, target, family, spec.objective)
     code = finish(spec, family, client, target, interrupted=interrupted)
     if code == 0:
         _log_gradcam(spec, client, target, dataset)

@@ -47,6 +47,7 @@ class SweepSpec:
     budget: float | None = None  # seconds of wall time for the whole sweep (--budget)
     warm_start: list = field(default_factory=list)  # earlier sweeps whose trials seed the study
     enqueue: list = field(default_factory=list)  # the user's configurations, run first (--enqueue)
+    objective: list = field(default_factory=list)  # ["accuracy", "params"]: a Pareto search; []: accuracy
 
     @property
     def sweep_dir(self) -> Path:
@@ -79,6 +80,7 @@ class SweepSpec:
 def spec_from_args(args) -> SweepSpec:
     """The `sweep` subcommand's flags -> a checked SweepSpec."""
     from search_spaces import parse_pins
+    from sweep.pareto import parse_objective
     from sweep.warm_start import check_warm_start, read_enqueue
 
     family = get_family(args.space)
@@ -120,6 +122,7 @@ def spec_from_args(args) -> SweepSpec:
         options=family_options(family, {option.dest: getattr(args, option.dest, None) for option in all_options()}),
         warm_start=[n.strip() for n in (args.warm_start or "").split(",") if n.strip()],
         enqueue=read_enqueue(args.enqueue, space=family.space) if args.enqueue else [],
+        objective=parse_objective(args.objective) if args.objective else [],
     )
     check_warm_start(spec.warm_start, storage=spec.storage, family=spec.family)
     return validate(spec)
@@ -184,6 +187,12 @@ def validate(spec: SweepSpec) -> SweepSpec:
         )
     if spec.gpus_per_trial is not None and spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
         raise UsageError(f"--gpus-per-trial {spec.gpus_per_trial:g}: above 1 it must be a whole number")
+    if spec.objective and spec.scheduler == "asha":
+        raise UsageError(
+            f"--objective {','.join(spec.objective)} runs under FIFO (ASHA ranks one metric); drop --scheduler asha"
+        )
+    if spec.objective and spec.warm_start:
+        raise UsageError("--warm-start seeds single-objective searches only; drop it or --objective")
     if spec.study_storage:
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError

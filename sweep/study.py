@@ -38,13 +38,15 @@ def study_storage(spec: SweepSpec) -> optuna.storages.BaseStorage:
     return JournalStorage(JournalFileBackend(str(spec.sweep_dir / STUDY_FILE)))
 
 
-def new_study(spec: SweepSpec, family, storage: optuna.storages.BaseStorage) -> optuna.Study:
+def new_study(spec: SweepSpec, modes: list[str], storage: optuna.storages.BaseStorage) -> optuna.Study:
     """The sweep's study, created (or loaded, on a resume) before Tune's searcher opens it, so the
-    warm start can seed it first."""
+    warm start can seed it first. One direction per objective."""
     import optuna
 
-    direction = "maximize" if family.mode == "max" else "minimize"
-    return optuna.create_study(study_name=spec.name, storage=storage, direction=direction, load_if_exists=True)
+    directions = [
+        optuna.study.StudyDirection.MAXIMIZE if m == "max" else optuna.study.StudyDirection.MINIMIZE for m in modes
+    ]
+    return optuna.create_study(study_name=spec.name, storage=storage, directions=directions, load_if_exists=True)
 
 
 def load_sweep_study(spec: SweepSpec, *, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:

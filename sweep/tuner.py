@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from trainables.families import Family
@@ -23,6 +24,7 @@ def build_tuner(
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from search_spaces import PinnedSpace
+    from sweep.pareto import objective_metrics
     from sweep.searcher import SweepSearch
     from sweep.study import new_study, study_storage
     from sweep.warm_start import TAG_WARM_START, seed_study
@@ -60,19 +62,26 @@ def build_tuner(
     # The study lives in real Optuna storage named after the sweep (sweep/study.py): Tune's pickled
     # searcher holds only a handle on it, so resume, optuna.load_study and the dashboard share it.
     storage = study_storage(spec)
-    if warm := seed_study(spec, new_study(spec, family, storage)):
+    objectives = objective_metrics(spec.objective, family) or [(family.metric, family.mode)]
+    metrics, modes = [m for m, _ in objectives], [mode for _, mode in objectives]
+    if warm := seed_study(spec, new_study(spec, modes, storage)):
         print(f"scenesweep: {warm}")
         MlflowClient(closer.target.uri).set_tag(closer.target.parent_run_id, TAG_WARM_START, warm)
     searcher = SweepSearch(
         space=space,
-        metric=family.metric,
-        mode=family.mode,
+        metric=metrics if spec.objective else family.metric,  # a list: multi-objective (FIFO only)
+        mode=modes if spec.objective else family.mode,
         sampler=sampler,
         points_to_evaluate=[*({**config, **spec.fixed} for config in spec.enqueue), first],
         study_name=spec.name,
         storage=storage,
     )
     scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
+    if spec.objective:
+        scheduler_name = "fifo"  # ASHA ranks by one metric (sweep/pareto.py)
+        # Size objectives (params) exist only in a trial's final result, not in its per-epoch ones,
+        # which Tune would otherwise reject for lacking them; the searcher reads only the final one.
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     if scheduler_name == "asha":
         scheduler = ASHAScheduler(
             metric=family.metric,

@@ -40,6 +40,8 @@ CASES = [
     (["--warm-start", "nothing-here"], "--warm-start nothing-here: no sweep of that name in"),
     ("bovw", "--warm-start old-bovw: that sweep searched bovw, not tinynet"),
     (["--enqueue", "missing.json"], "--enqueue missing.json: cannot read it"),
+    (["--objective", "accuracy,flops"], "--objective accuracy,flops: no metric 'flops'; choose from"),
+    (["--objective", "accuracy,params", "--scheduler", "asha"], "runs under FIFO"),
     (["--study-storage", "not a url"], "--study-storage 'not a url' is not an Optuna RDB URL"),
 ]
 
