@@ -47,6 +47,10 @@ def build_tuner(
         tune.with_parameters(run_trial, dataset=dataset, settings=settings),
         {"cpu": spec.cpus_per_trial, "gpu": gpus},
     )
+    if spec.objective:
+        # Size objectives (params) exist only in a trial's final result, not in its per-epoch ones,
+        # which Tune would otherwise reject for lacking them; the searcher reads only the final one.
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     path = str(spec.sweep_dir)
     if resume and tune.Tuner.can_restore(path):
         print(f"scenesweep: resuming {spec.name}: {restored_search(spec)}")
@@ -79,9 +83,6 @@ def build_tuner(
     scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
     if spec.objective:
         scheduler_name = "fifo"  # ASHA ranks by one metric (sweep/pareto.py)
-        # Size objectives (params) exist only in a trial's final result, not in its per-epoch ones,
-        # which Tune would otherwise reject for lacking them; the searcher reads only the final one.
-        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     if scheduler_name == "asha":
         scheduler = ASHAScheduler(
             metric=family.metric,
