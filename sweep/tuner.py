@@ -55,7 +55,7 @@ def build_tuner(
     if resume and tune.Tuner.can_restore(path):
         print(f"scenesweep: resuming {spec.name}: {restored_search(spec)}")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
-        tuner._local_tuner.get_run_config().callbacks = [closer]  # the tracking URI may have moved
+        tuner._local_tuner.get_run_config().callbacks = [closer]  # type: ignore[union-attr]  # the tracking URI may have moved
         return tuner
     if resume:
         print(f"scenesweep: resuming {spec.name}: no Tune state was saved yet; starting its search over")
@@ -83,6 +83,7 @@ def build_tuner(
     scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
     if spec.objective:
         scheduler_name = "fifo"  # ASHA ranks by one metric (sweep/pareto.py)
+    scheduler: FIFOScheduler
     if scheduler_name == "asha":
         scheduler = ASHAScheduler(
             metric=family.metric,

@@ -66,8 +66,11 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
 
     started = time.perf_counter()
     family = settings.family
+    target = settings.target
+    if target is None:
+        raise ValueError("run_trial tracks every trial: TrialSettings.target must be set")
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch is noise
-    mlflow.set_tracking_uri(settings.target.uri)  # Model.log goes through the fluent API's store
+    mlflow.set_tracking_uri(target.uri)  # Model.log goes through the fluent API's store
     seed_everything(settings.seed)
     set_threads(settings.threads)
     context = tune.get_context()
@@ -76,9 +79,7 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
     # checkpoints. Training alone = fit_seconds - epoch_log_seconds - tune_seconds.
     stopwatch = Stopwatch()
     with stopwatch("tracking"):
-        run = TrialRun.open(
-            settings.target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(), params=config
-        )
+        run = TrialRun.open(target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(), params=config)
     if run.previous_status == "FINISHED":
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
         tune.report({**run.latest_metrics(), ALREADY_FINISHED: 1, TRIAL_COMPLETED: 1})
@@ -109,7 +110,7 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
                 run.client.log_artifacts(run.run_id, folder)
         with stopwatch("model_log"):
             model = log_classifier(
-                run.run_id, outcome.classifier, dataset.x_test[:2], experiment_id=settings.target.experiment_id
+                run.run_id, outcome.classifier, dataset.x_test[:2], experiment_id=target.experiment_id
             )
         overhead = {**stopwatch.metrics(), "trial_seconds": time.perf_counter() - started}
         run.log(

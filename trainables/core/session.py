@@ -45,7 +45,7 @@ CHANCE_MARGIN = 0.02  # val accuracy up to chance + this counts as chance level
 class Stopwatch:
     """Wall seconds per named phase ("epoch_log", "tune", ...), summed over the trial; phases don't nest."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
 
     @contextmanager
