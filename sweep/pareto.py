@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sweep.spec import UsageError
+from sweep.errors import UsageError
 
 if TYPE_CHECKING:
     from tracking.summary import TrialRow

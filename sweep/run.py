@@ -21,6 +21,9 @@ def start_sweep(spec: SweepSpec) -> int:
             f"sweep {spec.name!r} already exists in {spec.storage}; "
             f"continue it with `scenesweep resume {spec.name}` or pick another --name"
         )
+    from sweep.warm_start import check_warm_start
+
+    check_warm_start(spec.warm_start, storage=spec.storage, family=spec.family)
     return run_sweep(spec, resume=False)
 
 

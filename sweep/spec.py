@@ -11,15 +11,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sweep.errors import UsageError
 from trainables.core.data import DEMO, DataSpec
 from trainables.families import Family, all_options, get_family
 
 SPEC_FILE = "scenesweep.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-class UsageError(Exception):
-    """Bad input: printed as one line, exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +77,8 @@ class SweepSpec:
 def spec_from_args(args) -> SweepSpec:
     """The `sweep` subcommand's flags -> a checked SweepSpec."""
     from search_spaces import parse_pins
+    from sweep.enqueue import read_enqueue
     from sweep.pareto import parse_objective
-    from sweep.warm_start import check_warm_start, read_enqueue
 
     family = get_family(args.space)
     try:
@@ -124,7 +121,6 @@ def spec_from_args(args) -> SweepSpec:
         enqueue=read_enqueue(args.enqueue, space=family.space) if args.enqueue else [],
         objective=parse_objective(args.objective) if args.objective else [],
     )
-    check_warm_start(spec.warm_start, storage=spec.storage, family=spec.family)
     return validate(spec)
 
 

@@ -1,5 +1,5 @@
 """Starting a search from what is already known: the finished and pruned trials of earlier sweeps of
-the same family (`--warm-start`), and the user's own configurations run first (`--enqueue`).
+the same family (`--warm-start`; the user's own configurations, `--enqueue`, are sweep/enqueue.py).
 
 Earlier trials are read from their sweep's Optuna study, else (a sweep from before studies were
 persistent) from its MLflow runs. A trial whose parameters fall outside the current space (a value
@@ -41,31 +41,6 @@ def check_warm_start(names: list[str], *, storage: str, family: str) -> None:
                 f"--warm-start {name}: that sweep searched {earlier.family}, not {family}; "
                 "warm-start from sweeps of the same --space"
             )
-
-
-def read_enqueue(path: str, *, space: str) -> list[dict]:
-    """--enqueue FILE.json: one configuration or a list of them, each {parameter: value} of the space."""
-    from search_spaces import parameter_distributions
-
-    file = Path(path).expanduser()
-    try:
-        raw = json.loads(file.read_text())
-    except OSError as exc:
-        raise UsageError(f"--enqueue {path}: cannot read it ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--enqueue {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    configs = [raw] if isinstance(raw, dict) else raw
-    if not isinstance(configs, list) or not configs or not all(isinstance(c, dict) for c in configs):
-        raise UsageError(f"--enqueue {path}: expected a JSON object or a list of objects, one per configuration")
-    known = parameter_distributions(space)
-    family = space.rsplit(".", 1)[-1]
-    for config in configs:
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise UsageError(
-                f"--enqueue {path}: {family} has no parameter {unknown[0]!r}; it has {', '.join(sorted(known))}"
-            )
-    return configs
 
 
 def seed_study(spec: SweepSpec, study: optuna.Study) -> str | None:
