@@ -51,6 +51,8 @@ system-deps:
 # The benchmark suite (README "Performance"): tables on stdout, JSON in benchmarks/results/.
 # BENCH_LOCK=FILE runs each benchmark under `flock FILE` so shared machines time one thing at a time.
 BENCH_DATA ?= ../shared/data/mit_split_64
+# Wall-clock budget per arm of benchmarks/search_quality.py (four arms: an hour at 15m).
+SEARCH_BUDGET ?= 15m
 LOCK := $(if $(BENCH_LOCK),flock $(BENCH_LOCK))
 bench: setup ## the benchmark suite (README, Performance); BENCH_DATA=path/to/MIT_split
 	$(LOCK) $(PY) -m benchmarks.throughput --data $(BENCH_DATA) --compile
@@ -58,6 +60,7 @@ bench: setup ## the benchmark suite (README, Performance); BENCH_DATA=path/to/MI
 	$(LOCK) $(PY) -m benchmarks.time_to_accuracy --data $(BENCH_DATA)
 	$(LOCK) $(PY) -m benchmarks.packing --data $(BENCH_DATA)
 	$(LOCK) $(PY) benchmarks/bovw_cache.py --data $(BENCH_DATA)
+	$(LOCK) $(PY) -m benchmarks.search_quality --data $(BENCH_DATA) --budget $(SEARCH_BUDGET)
 
 clean: ## remove the local sweep state and tracking store
 	rm -rf sweeps mlruns.db mlartifacts

@@ -63,7 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(train/<class>/, test/<class>/) or one folder per class",
     )
     sweep.add_argument(
-        "--samples", type=int, default=20, help="number of trials (default 20; 1 runs the paper's config)"
+        "--samples",
+        type=int,
+        default=None,
+        help="number of trials (default 20, or no limit with --budget; 1 runs the paper's config)",
+    )
+    sweep.add_argument(
+        "--budget",
+        default=None,
+        metavar="DURATION",
+        help="wall-clock budget of the sweep, e.g. 90s, 30m, 2h: no trial starts after it, trials still "
+        "running are stopped and recorded as pruned, and the sweep ends with its best (default: none)",
     )
     sweep.add_argument("--epochs", type=int, default=30, help="maximum epochs per trial (default 30)")
     sweep.add_argument("--search", choices=["tpe", "random"], default="tpe", help="Optuna sampler (default tpe)")
@@ -99,6 +109,40 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate it as usual (default: no limit)",
     )
     sweep.add_argument(
+        "--no-chance-stop",
+        action="store_true",
+        help="let trials still at chance-level validation accuracy after 2 epochs go on (default: stop them)",
+    )
+    sweep.add_argument(
+        "--warm-start",
+        default=None,
+        metavar="SWEEP[,SWEEP...]",
+        help="seed the search with the finished and pruned trials of earlier sweeps of the same --space "
+        "(trials outside the current space are skipped)",
+    )
+    sweep.add_argument(
+        "--enqueue",
+        default=None,
+        metavar="FILE.json",
+        help="run these configurations first: a JSON object {param: value} or a list of them "
+        "(parameters left out are searched)",
+    )
+    sweep.add_argument(
+        "--objective",
+        default=None,
+        metavar="accuracy[,params]",
+        help="what to optimise: accuracy (default), or accuracy,params for the Pareto front of accuracy "
+        "against trainable parameters (multi-objective Optuna; runs under FIFO, since ASHA stops trials on "
+        "one metric); also fit_seconds",
+    )
+    sweep.add_argument(
+        "--study-storage",
+        default=None,
+        metavar="URL",
+        help="Optuna RDB storage for the sweep's study, e.g. postgresql://HOST/optuna "
+        "(default: optuna.journal in the sweep's folder)",
+    )
+    sweep.add_argument(
         "--fix",
         action="append",
         default=[],
@@ -129,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--metric", default=None, help="rank by this metric (default: the family's validation metric)")
     best.add_argument("--top", type=int, default=1, help="how many trials to show (default 1)")
     best.add_argument(
+        "--pareto", action="store_true", help="list the Pareto front of accuracy against trainable parameters"
+    )
+    best.add_argument(
         "--params",
         default=None,
         metavar="KEY,...",
@@ -145,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("--model-name", default=None, help="registered model name (default: scenesweep-FAMILY)")
     promote.add_argument("--alias", default="champion", help="alias to point at the new version (default champion)")
+    promote.add_argument(
+        "--max-params",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the most accurate trial with at most N trainable parameters",
+    )
     promote.add_argument(
         "--force", action="store_true", help="move the alias even when its current version is better on the same data"
     )
@@ -229,7 +283,11 @@ def cmd_status(args) -> int:
 def cmd_best(args) -> int:
     from sweep.results import best_report
 
-    print(best_report(args.sweep, args.tracking_uri, metric=args.metric, top=args.top, params=args.params))
+    print(
+        best_report(
+            args.sweep, args.tracking_uri, metric=args.metric, top=args.top, params=args.params, pareto=args.pareto
+        )
+    )
     return 0
 
 
@@ -244,6 +302,7 @@ def cmd_promote(args) -> int:
             model_name=args.model_name,
             alias=args.alias,
             force=args.force,
+            max_params=args.max_params,
         )
     )
     return 0

@@ -64,16 +64,40 @@ def status_report(sweep: str, uri: str | None) -> str:
         lines.append(f"failed:\n{failures}")
     if summary.best:
         lines.append(f"best: {summary.best.trial_id} {family.metric} {summary.best.metrics[family.metric]:.4f}")
+    if budget := budget_line(run):
+        lines.append(budget)
     return "\n".join(lines)
 
 
-def best_report(sweep: str, uri: str | None, *, metric: str | None, top: int, params: str | None) -> str:
+def budget_line(run) -> str | None:
+    """Time the sweep has used against its --budget (the parent run's `budget` param, in seconds)."""
+    import time
+
+    raw = run.data.params.get("budget")
+    if raw in (None, "", "None"):
+        return None
+    budget = float(raw)
+    ended = run.info.end_time if run.info.status != "RUNNING" and run.info.end_time else time.time() * 1000
+    used = max(0.0, (ended - run.info.start_time) / 1000)
+    return f"budget: {_clock(used)} used of {_clock(budget)} ({100 * used / budget:.0f}%)"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def best_report(
+    sweep: str, uri: str | None, *, metric: str | None, top: int, params: str | None, pareto: bool = False
+) -> str:
     from search_spaces import parameter_distributions
     from tracking.summary import format_table, varying_params
 
     if top < 1:
         raise UsageError(f"--top {top} must be at least 1")
     record = load_sweep(sweep, uri, metric)
+    if pareto:
+        return pareto_report(record)
     family, summary = record.family, record.summary
     ranked = summary.ranked()
     if not ranked:
@@ -97,13 +121,46 @@ def best_report(sweep: str, uri: str | None, *, metric: str | None, top: int, pa
     )
 
 
+def pareto_report(record: SweepRecord) -> str:
+    """The front of the sweep's --objective (accuracy against params for a single-objective sweep)."""
+    import ast
+
+    from sweep.pareto import format_front, objective_metrics, pareto_front
+
+    objective = ast.literal_eval(record.run.data.params.get("objective", "[]") or "[]") or ["accuracy", "params"]
+    objectives = objective_metrics(objective, record.family)
+    front = pareto_front(record.summary.rows, objectives)
+    if not front:
+        raise UsageError(f"sweep has no finished trial with {' and '.join(m for m, _ in objectives)}")
+    return f"Pareto front of {' against '.join(m for m, _ in objectives)} ({len(front)} trials):\n" + format_front(
+        front, objectives
+    )
+
+
 def promote_best(
-    sweep: str, uri: str | None, *, metric: str | None, model_name: str | None, alias: str, force: bool
+    sweep: str,
+    uri: str | None,
+    *,
+    metric: str | None,
+    model_name: str | None,
+    alias: str,
+    force: bool,
+    max_params: int | None = None,
 ) -> str:
     from tracking.registry import candidate_from, promote
 
     record = load_sweep(sweep, uri, metric)
     summary, best = record.summary, record.summary.best
+    if max_params is not None:
+        ranked = summary.ranked()
+        fits = [r for r in ranked if r.metrics.get("params", float("inf")) <= max_params]
+        if ranked and not fits:
+            smallest = min(r.metrics.get("params", float("inf")) for r in ranked)
+            raise UsageError(
+                f"--max-params {max_params:,}: no finished trial of sweep {sweep!r} is that small "
+                f"(the smallest has {smallest:,.0f}); raise the limit"
+            )
+        best = fits[0] if fits else None
     if best is None:
         raise UsageError(f"sweep {sweep!r} has no finished trial with metric {summary.metric!r}; nothing to promote")
     candidate = candidate_from(best, sweep_run=record.run, metric=summary.metric, mode=summary.mode)

@@ -22,6 +22,9 @@ def start_sweep(spec: SweepSpec) -> int:
             f"sweep {spec.name!r} already exists in {spec.storage}; "
             f"continue it with `scenesweep resume {spec.name}` or pick another --name"
         )
+    from sweep.warm_start import check_warm_start
+
+    check_warm_start(spec.warm_start, storage=spec.storage, family=spec.family)
     return run_sweep(spec, resume=False)
 
 
@@ -70,6 +73,14 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
             interrupted = True
         if interrupted:
             closer.record_interruption()
+        else:
+            from sweep.study import close_sweep_study
+
+            close_sweep_study(spec)
+            if spec.objective:
+                from sweep.pareto import report_pareto
+
+                report_pareto(client, target, family, spec.objective)
         name_replacements(client, target, lost=lost, known=known)
         code = finish(spec, family, client, target, interrupted=interrupted)
     if code == 0:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sweep.errors import UsageError
 from tracking.uris import masked, without_credentials
 from trainables.core.data import DEMO, DataSpec
 from trainables.families import Family, all_options, get_family
@@ -19,16 +20,12 @@ SPEC_FILE = "scenesweep.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-class UsageError(Exception):
-    """Bad input: printed as one line, exit code 2."""
-
-
 @dataclass(frozen=True)
 class SweepSpec:
     family: str
     data: DataSpec
     name: str
-    samples: int = 20
+    samples: int = 20  # 0: no limit (only with a budget)
     epochs: int = 30
     search: str = "tpe"
     scheduler: str = "auto"  # asha for per-epoch families, fifo otherwise
@@ -43,6 +40,12 @@ class SweepSpec:
     fixed: dict = field(default_factory=dict)  # parameters pinned with --fix
     options: dict = field(default_factory=dict)  # the family's flags (not searched), handed to every trial
     trial_timeout: float | None = None  # seconds; a trial stops training at the next epoch end after it
+    study_storage: str = ""  # Optuna RDB URL of the sweep's study; "" = optuna.journal in the sweep folder
+    chance_stop: bool = True  # stop trials still at chance level after their first epochs
+    budget: float | None = None  # seconds of wall time for the whole sweep (--budget)
+    warm_start: list = field(default_factory=list)  # earlier sweeps whose trials seed the study
+    enqueue: list = field(default_factory=list)  # the user's configurations, run first (--enqueue)
+    objective: list = field(default_factory=list)  # ["accuracy", "params"]: a Pareto search; []: accuracy
 
     @property
     def sweep_dir(self) -> Path:
@@ -78,6 +81,8 @@ class SweepSpec:
 def spec_from_args(args) -> SweepSpec:
     """The `sweep` subcommand's flags -> a checked SweepSpec."""
     from search_spaces import parse_pins
+    from sweep.enqueue import read_enqueue
+    from sweep.pareto import parse_objective
 
     family = get_family(args.space)
     try:
@@ -98,7 +103,7 @@ def spec_from_args(args) -> SweepSpec:
             cache_dir=str(Path(args.cache_dir or Path(storage) / "cache").resolve()),
         ),
         name=name,
-        samples=args.samples,
+        samples=args.samples if args.samples is not None else (0 if args.budget else 20),
         epochs=args.epochs,
         search=args.search,
         scheduler=args.scheduler,
@@ -112,7 +117,13 @@ def spec_from_args(args) -> SweepSpec:
         storage=storage,
         fixed=fixed,
         trial_timeout=args.trial_timeout,
+        study_storage=args.study_storage or "",
+        chance_stop=not args.no_chance_stop,
+        budget=parse_duration(args.budget, flag="--budget") if args.budget is not None else None,
         options=family_options(family, {option.dest: getattr(args, option.dest, None) for option in all_options()}),
+        warm_start=[n.strip() for n in (args.warm_start or "").split(",") if n.strip()],
+        enqueue=read_enqueue(args.enqueue, space=family.space) if args.enqueue else [],
+        objective=parse_objective(args.objective) if args.objective else [],
     )
     return validate(spec)
 
@@ -160,7 +171,8 @@ def validate(spec: SweepSpec) -> SweepSpec:
     options in canonical form (an inception weights file as an absolute path, say)."""
     if not _NAME.match(spec.name):
         raise UsageError(f"--name {spec.name!r} is not a valid sweep name; use letters, digits, '.', '_' and '-'")
-    for flag, value, low in (("--samples", spec.samples, 1), ("--epochs", spec.epochs, 1)):
+    # With a budget, --samples 0 means no limit: trials until the budget runs out.
+    for flag, value, low in (("--samples", spec.samples, 0 if spec.budget else 1), ("--epochs", spec.epochs, 1)):
         if value < low:
             raise UsageError(f"{flag} {value} must be at least {low}")
     if spec.trial_timeout is not None and spec.trial_timeout <= 0:
@@ -175,6 +187,23 @@ def validate(spec: SweepSpec) -> SweepSpec:
         )
     if spec.gpus_per_trial is not None and spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
         raise UsageError(f"--gpus-per-trial {spec.gpus_per_trial:g}: above 1 it must be a whole number")
+    if spec.objective and spec.scheduler == "asha":
+        raise UsageError(
+            f"--objective {','.join(spec.objective)} runs under FIFO (ASHA ranks one metric); drop --scheduler asha"
+        )
+    if spec.objective and spec.warm_start:
+        raise UsageError("--warm-start seeds single-objective searches only; drop it or --objective")
+    if spec.study_storage:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(spec.study_storage)
+        except ArgumentError:
+            raise UsageError(
+                f"--study-storage {spec.study_storage!r} is not an Optuna RDB URL; "
+                "write it like postgresql://USER@HOST/DB or sqlite:///optuna.db"
+            ) from None
     options = dict(spec.options)
     for option in spec.family_entry.options:
         try:
@@ -189,6 +218,21 @@ def validate(spec: SweepSpec) -> SweepSpec:
             "start an MLflow server and pass --tracking-uri http://HOST:PORT (see docker-compose.yml)"
         )
     return replace(spec, options={k: v for k, v in options.items() if v is not None})
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str, *, flag: str) -> float:
+    """'90s', '30m', '2h' (or plain seconds) -> seconds; UsageError for anything else or zero."""
+    match = _DURATION.match(text)
+    if not match:
+        raise UsageError(f"{flag} {text!r} is not a duration; write it like 90s, 30m or 2h")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    if seconds <= 0:
+        raise UsageError(f"{flag} {text!r} must be more than zero (e.g. 30m)")
+    return seconds
 
 
 def is_local_address(address: str) -> bool:

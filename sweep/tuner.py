@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from trainables.families import Family
@@ -18,11 +19,15 @@ def build_tuner(
     spec: SweepSpec, family: Family, dataset: Dataset, closer: TrialRunCloser, *, resume: bool
 ) -> tune.Tuner:
     import ray
+    from mlflow.tracking import MlflowClient
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from search_spaces import PinnedSpace
+    from sweep.pareto import objective_metrics
+    from sweep.searcher import SweepSearch
+    from sweep.study import new_study, study_storage
+    from sweep.warm_start import TAG_WARM_START, seed_study
     from trainables.trial import TrialSettings, run_trial
 
     gpus = spec.gpus_per_trial
@@ -36,27 +41,48 @@ def build_tuner(
         target=closer.target,
         options={"cache_dir": spec.data.cache_dir, **spec.options},
         time_limit=spec.trial_timeout,
+        chance_stop=spec.chance_stop,
     )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, settings=settings),
         {"cpu": spec.cpus_per_trial, "gpu": gpus},
     )
+    if spec.objective:
+        # Size objectives (params) exist only in a trial's final result, not in its per-epoch ones,
+        # which Tune would otherwise reject for lacking them; the searcher reads only the final one.
+        os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     path = str(spec.sweep_dir)
     if resume and tune.Tuner.can_restore(path):
-        print(f"scenesweep: resuming {spec.name}: {restored_search(path, family)}")
+        print(f"scenesweep: resuming {spec.name}: {restored_search(spec)}")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
         tuner._local_tuner.get_run_config().callbacks = [closer]  # type: ignore[union-attr]  # the tracking URI may have moved
         return tuner
     if resume:
         print(f"scenesweep: resuming {spec.name}: no Tune state was saved yet; starting its search over")
 
-    sampler = make_sampler(spec.search, seed=spec.seed, samples=spec.samples)
+    sampler = make_sampler(spec.search, seed=spec.seed, samples=spec.samples, concurrent=spec.max_concurrent != 1)
     space = PinnedSpace(family.space, spec.fixed) if spec.fixed else family.suggest
     first = {**family.default_config(gpu=gpus > 0), **spec.fixed}
-    searcher = OptunaSearch(
-        space=space, metric=family.metric, mode=family.mode, sampler=sampler, points_to_evaluate=[first]
+    # The study lives in real Optuna storage named after the sweep (sweep/study.py): Tune's pickled
+    # searcher holds only a handle on it, so resume, optuna.load_study and the dashboard share it.
+    storage = study_storage(spec)
+    objectives = objective_metrics(spec.objective, family) or [(family.metric, family.mode)]
+    metrics, modes = [m for m, _ in objectives], [mode for _, mode in objectives]
+    if warm := seed_study(spec, new_study(spec, modes, storage)):
+        print(f"scenesweep: {warm}")
+        MlflowClient(closer.target.uri).set_tag(closer.target.parent_run_id, TAG_WARM_START, warm)
+    searcher = SweepSearch(
+        space=space,
+        metric=metrics if spec.objective else family.metric,  # a list: multi-objective (FIFO only)
+        mode=modes if spec.objective else family.mode,
+        sampler=sampler,
+        points_to_evaluate=[*({**config, **spec.fixed} for config in spec.enqueue), first],
+        study_name=spec.name,
+        storage=storage,
     )
     scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
+    if spec.objective:
+        scheduler_name = "fifo"  # ASHA ranks by one metric (sweep/pareto.py)
     scheduler: FIFOScheduler
     if scheduler_name == "asha":
         scheduler = ASHAScheduler(
@@ -73,7 +99,8 @@ def build_tuner(
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=spec.samples,
+            num_samples=spec.samples or -1,  # 0: until the budget runs out
+            time_budget_s=spec.budget,
             max_concurrent_trials=spec.max_concurrent or None,
             # A trial then starts in a warm worker (torch, MLflow, OpenCV already imported) instead of
             # a fresh process: seconds per trial on a small box (benchmarks/overhead.py).
@@ -102,32 +129,38 @@ def restored_trial_ids(path: str) -> set[str]:
     return {trial.trial_id for trial in ExperimentAnalysis(path).trials}
 
 
-def restored_search(path: str, family: Family) -> str:
-    """What a resumed sweep's searcher continues from (the Optuna study Tune saved with the sweep)."""
-    study = restored_study(path, family)
-    done = sum(t.state.is_finished() for t in study.trials)
-    return f"Optuna {type(study.sampler).__name__} restored with {done} finished of {len(study.trials)} trials"
+def restored_search(spec: SweepSpec) -> str:
+    """What a resumed sweep's searcher continues from: the sweep's study in its Optuna storage."""
+    from sweep.study import study_summary
+
+    try:
+        return study_summary(restored_study(spec))
+    except KeyError:  # a sweep from before studies were persistent: Tune's pickle holds its study
+        return "its search state as Tune saved it"
 
 
-def restored_study(path: str, family: Family):
-    """The Optuna study in a sweep's saved searcher state."""
-    from ray.tune.search.optuna import OptunaSearch
+def restored_study(spec: SweepSpec):
+    """The sweep's Optuna study, with the sampler its search uses."""
+    from sweep.study import load_sweep_study
 
-    searcher = OptunaSearch(metric=family.metric, mode=family.mode)
-    searcher.restore_from_dir(path)
-    return searcher._ot_study  # no public accessor; the study is what TPE learns from
+    return load_sweep_study(spec, sampler=make_sampler(spec.search, seed=spec.seed, samples=spec.samples))
 
 
-def make_sampler(search: str, *, seed: int, samples: int):
-    """The Optuna sampler of `--search` (also what benchmarks/overhead.py's plain loop uses)."""
+def make_sampler(search: str, *, seed: int, samples: int, concurrent: bool = False):
+    """The Optuna sampler of `--search` (also what benchmarks/overhead.py's plain loop uses).
+
+    With trials in flight at once, TPE's constant liar counts the running ones as bad results, so
+    concurrent suggestions spread out instead of piling onto one region (Optuna's advice for
+    parallel TPE)."""
     import warnings
 
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if search == "tpe":
+        startup = max(3, min(10, samples // 3)) if samples else 10
         return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, n_startup_trials=max(3, min(10, samples // 3))
+            seed=seed, multivariate=True, group=True, n_startup_trials=startup, constant_liar=concurrent
         )
     return optuna.samplers.RandomSampler(seed=seed)
 

@@ -116,3 +116,30 @@ def test_a_benchmark_without_data_says_so_in_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "has no train/ folder" in result.stderr
+
+
+def test_search_quality_runs_every_arm_within_a_tiny_budget(tmp_path):
+    results = tmp_path / "results"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.search_quality", "--data", "demo", "--quick", "--budget", "60s"]
+        + ["--results", str(results)],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    payload = json.loads((results / "search_quality.json").read_text())
+    assert (results / "search_quality.png").read_bytes()[:4] == b"\x89PNG"
+    arms = payload["arms"]
+    assert list(arms) == ["default", "random_asha", "plain_optuna", "paper_default"]
+    assert payload["settings"]["budget_seconds"] == 60
+    for name in ("plain_optuna", "paper_default"):  # in this process: nothing to start, always a result
+        assert 0 < arms[name]["best_test_accuracy"] <= 1 and arms[name]["curve"]
+    assert arms["paper_default"]["wall_seconds"] < 60 + 60  # the budget plus at most one epoch and the test pass
+    for name in ("default", "random_asha"):  # a loaded box may start no trial in time: then it says so
+        arm = arms[name]
+        assert arm["curve"] or arm.get("error"), arm
+        curve = arm["curve"]
+        assert all(a[1] < b[1] for a, b in zip(curve, curve[1:]))  # best so far only ever improves

@@ -30,7 +30,15 @@ def _image(cwd):
     (cwd / IMAGE).write_bytes(encode_png(np.full((32, 32, 3), 128, np.uint8)))
 
 
-SETUPS = {"store": _store, "existing": _existing_sweep, "image": _image}
+def _bovw_sweep(cwd):
+    """A saved sweep of another family, for --warm-start to refuse."""
+    from sweep.spec import SweepSpec
+    from trainables.core.data import DataSpec
+
+    SweepSpec(family="bovw", data=DataSpec(), name="old-bovw", storage=str(cwd / "sweeps")).save()
+
+
+SETUPS = {"store": _store, "existing": _existing_sweep, "image": _image, "bovw": _bovw_sweep}
 
 # (command line, what the one line says, set-up); {port} is a free port, {busy} one that is listening.
 CASES = [
@@ -54,6 +62,17 @@ CASES = [
     ("sweep --space bovw --fix descriptor=surf", "SURF is patented (non-free)", None),
     ("sweep --name taken", "already exists", "existing"),
     ("sweep --samples many", "invalid int value: 'many'", None),
+    ("sweep --per-class 500", "--per-class 500 is larger than class", None),
+    # sweep: search
+    ("sweep --budget 0", "--budget '0' must be more than zero", None),
+    ("sweep --budget abc", "--budget 'abc' is not a duration; write it like 90s, 30m or 2h", None),
+    ("sweep --budget 10m --samples -1", "--samples -1 must be at least 0", None),
+    ("sweep --warm-start nothing-here", "--warm-start nothing-here: no sweep of that name in", None),
+    ("sweep --warm-start old-bovw", "--warm-start old-bovw: that sweep searched bovw, not tinynet", "bovw"),
+    ("sweep --enqueue missing.json", "--enqueue missing.json: cannot read it", None),
+    ("sweep --objective accuracy,flops", "--objective accuracy,flops: no metric 'flops'; choose from", None),
+    ("sweep --objective accuracy,params --scheduler asha", "runs under FIFO", None),
+    ("sweep --study-storage notaurl", "--study-storage 'notaurl' is not an Optuna RDB URL", None),
     ("sweep --space resnet", "invalid choice: 'resnet'", None),
     # sweep: where it runs and tracks
     ("sweep --tracking-uri http://127.0.0.1:{port}", "cannot reach the MLflow tracking server", None),

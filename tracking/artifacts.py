@@ -105,3 +105,24 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def pareto_front_png(
+    points: list[tuple[float, float]], front: list[tuple[float, float]], path: Path, *, x: str, y: str
+) -> Path:
+    """Every finished trial as (size, accuracy), the Pareto front joined up in red."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if points:
+        xs, ys = zip(*points)
+        ax.scatter(xs, ys, s=18, color="tab:gray", alpha=0.6, label="trial")
+    if front:
+        fx, fy = zip(*sorted(front))
+        ax.step(fx, fy, where="post", color="tab:red", marker="o", label="Pareto front")
+        ax.legend()
+    if x == "params":
+        ax.set_xscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(f"{y} against {x}")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

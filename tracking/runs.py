@@ -37,6 +37,7 @@ TAG_NODE = "scenesweep.node"  # the Ray node (its IP) the trial's latest attempt
 TAG_PARENT = "mlflow.parentRunId"
 TAG_MODEL_URI = "scenesweep.model_uri"  # the trial's logged model (models:/m-...)
 TAG_TIMED_OUT = "scenesweep.timed_out"  # training stopped early by --trial-timeout
+TAG_CHANCE_STOP = "scenesweep.chance_stop"  # why a trial stopped itself at chance level (pruned)
 
 PER_EPOCH_METRICS = frozenset({"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr"})
 DEFAULT_ARTIFACTS = "mlartifacts"

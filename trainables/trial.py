@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trainables.core.classifier import Evaluation, SceneClassifier
-from trainables.core.session import Stopwatch, TrialFailed, TrialSession
+from trainables.core.session import AtChanceLevel, Stopwatch, TrialFailed, TrialSession
 from trainables.families import Family, get_family
 
 if TYPE_CHECKING:
@@ -29,6 +29,11 @@ if TYPE_CHECKING:
     from trainables.core.data import Dataset
 
 CURVE_METRICS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
+# Keys of a trial's last Tune result that say how it ended (the searcher tells Optuna from them):
+TRIAL_COMPLETED = "trial_completed"  # trained its course and was evaluated on test
+TRIAL_FAILED = "trial_failed"  # this configuration cannot train (worst value)
+ALREADY_FINISHED = "already_finished"  # a resumed trial that had completed before the snapshot
+CHANCE_STOPPED = "chance_stopped"  # stopped itself at chance level (pruned)
 
 
 _UNRECORDED_OPTIONS = frozenset({"cache_dir"})  # where the decoded data is cached, not how it trains
@@ -43,6 +48,7 @@ class TrialSettings:
     target: SweepTarget | None = None  # where the trial's run goes; None = don't track
     options: dict = field(default_factory=dict)  # sweep-wide, not searched: cache_dir, family flags
     time_limit: float | None = None  # seconds of training per trial attempt (--trial-timeout)
+    chance_stop: bool = True  # stop a trial still at chance level after CHANCE_EPOCHS (--no-chance-stop)
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
     from ray import tune
 
     from serving.models import log_classifier
-    from tracking.runs import TAG_MODEL_URI, TAG_NODE, TAG_TIMED_OUT, TrialRun
+    from tracking.runs import TAG_CHANCE_STOP, TAG_MODEL_URI, TAG_NODE, TAG_TIMED_OUT, TrialRun
 
     started = time.perf_counter()
     family = settings.family
@@ -85,7 +91,7 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
         run = TrialRun.open(target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(), params=config)
     if run.previous_status == "FINISHED":
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
-        tune.report({**run.latest_metrics(), "already_finished": 1})
+        tune.report({**run.latest_metrics(), ALREADY_FINISHED: 1, TRIAL_COMPLETED: 1})
         return
     run.set_tags({TAG_NODE: ray.util.get_node_ip_address(), **option_tags(settings.options)})
     session = TrialSession(
@@ -97,6 +103,7 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
         options=settings.options,
         time_limit=settings.time_limit,
         stopwatch=stopwatch,
+        chance_level=1.0 / len(dataset.class_names) if settings.chance_stop else None,
     )
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
@@ -124,7 +131,15 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
         # Deterministic for this config: record why and let the sweep go on (no retry). Tune insists
         # on the metric in a trial's last result; the worst value also steers TPE away from the config.
         run.finish("FAILED", error=str(exc))
-        tune.report({family.metric: float("-inf") if family.mode == "max" else float("inf"), "trial_failed": 1})
+        tune.report({family.metric: float("-inf") if family.mode == "max" else float("inf"), TRIAL_FAILED: 1})
+        return
+    except AtChanceLevel as exc:
+        # Not learning: the rest of its epochs would be wasted budget. Pruned, with the reason on its run.
+        run.set_tags({TAG_CHANCE_STOP: str(exc)})
+        run.finish("KILLED", pruned=True)
+        epoch, value = session.history["val_accuracy"][-1]
+        value = session.history.get(family.metric, [(epoch, value)])[-1][1]
+        tune.report({family.metric: value, "epoch": epoch, CHANCE_STOPPED: 1})
         return
     except SystemExit:
         # Tune stops a function trainable by raising SystemExit inside tune.report (ASHA pruning).
@@ -137,7 +152,7 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
     except BaseException as exc:
         run.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
-    final = {**outcome.metrics, **overhead}
+    final = {**outcome.metrics, **overhead, TRIAL_COMPLETED: 1}
     if family.metric not in final and family.metric in session.history:
         final[family.metric] = session.history[family.metric][-1][1]
     session.send_final(final)

@@ -170,25 +170,30 @@ def test_orchestrator_sigkilled_then_resumed_keeps_tpe(topology, tmp_path):
     assert parent.info.status == "FINISHED"
     study = restored_study(storage / name)
     assert type(study.sampler).__name__ == "TPESampler"
-    assert sum(t.state.name == "COMPLETE" for t in study.trials) == samples  # one study across both drivers
+    # One study across both drivers; a trial Tune lost with its snapshot may have completed in the
+    # study before the kill and again under its new id, and none is left RUNNING.
+    assert samples <= sum(t.state.name == "COMPLETE" for t in study.trials) <= samples + 1
+    assert not [t for t in study.trials if t.state.name == "RUNNING"]
 
 
 def saved_finished_trials(path: Path) -> int:
-    """Finished trials in the searcher state Tune last saved under `path` (0 before the first save)."""
+    """Finished trials in the sweep's study once Tune has saved state to resume from (0 before)."""
     if not list(path.glob("searcher-state-*.pkl")):
         return 0
     try:
         return sum(t.state.is_finished() for t in restored_study(path).trials)
-    except Exception:  # noqa: BLE001 - a snapshot being written right now; the next poll reads it
+    except Exception:  # noqa: BLE001 - the study being created right now; the next poll reads it
         return 0
 
 
 def restored_study(path: Path):
-    from ray.tune.search.optuna import OptunaSearch
+    """The sweep's Optuna study, found the way resume finds it (its saved spec names the storage)."""
+    import json
 
-    searcher = OptunaSearch(metric="val_accuracy", mode="max")
-    searcher.restore_from_dir(str(path))
-    return searcher._ot_study
+    from sweep.spec import SPEC_FILE, SweepSpec
+    from sweep.tuner import restored_study as sweep_study
+
+    return sweep_study(SweepSpec.from_dict(json.loads((path / SPEC_FILE).read_text())))
 
 
 def test_ctrl_c_kills_running_trials_and_resume_finishes(topology, tmp_path):

@@ -4,8 +4,10 @@ where Tune can use them, and its own time accounted."""
 import time
 from pathlib import Path
 
+import pytest
+
 from search_spaces.tinynet import PAPER_BEST
-from trainables.core.session import Stopwatch, TrialSession
+from trainables.core.session import AtChanceLevel, Stopwatch, TrialSession
 from trainables.trial import fit_and_evaluate
 
 TINY = {**PAPER_BEST, "blocks": 2, "base_width": 8, "input_size": 32, "lr_finder": False, "lr": 3e-3}
@@ -70,3 +72,28 @@ def test_no_time_limit_trains_every_epoch(demo_dataset):
     session = TrialSession(max_epochs=2)
     fit_and_evaluate(TINY, demo_dataset, "tinynet", session)
     assert not session.timed_out and len(session.history["val_accuracy"]) == 2
+
+
+CHANCE_CASES = [
+    # (chance level, max epochs, val accuracy per epoch, epoch the trial stops at or None)
+    (0.125, 10, [0.125, 0.125, 0.9], 2),  # at chance after 2 epochs: stopped there
+    (0.125, 10, [0.125, 0.14], 2),  # within the margin still counts as chance
+    (0.125, 10, [0.125, 0.30, 0.125], None),  # learning at epoch 2: never checked again
+    (0.125, 2, [0.125, 0.125], None),  # the last epoch: that trial is done anyway
+    (None, 10, [0.125, 0.125, 0.125], None),  # --no-chance-stop
+]
+
+
+@pytest.mark.parametrize("chance, max_epochs, accuracies, stops_at", CHANCE_CASES)
+def test_a_trial_still_at_chance_level_after_two_epochs_stops(chance, max_epochs, accuracies, stops_at):
+    session = TrialSession(max_epochs=max_epochs, chance_level=chance)
+    stopped = None
+    for epoch, accuracy in enumerate(accuracies, start=1):
+        try:
+            session.report_epoch(epoch, {"val_accuracy": accuracy})
+        except AtChanceLevel as exc:
+            stopped = epoch
+            assert f"after {epoch} epochs" in str(exc)
+            break
+    assert stopped == stops_at
+    assert len(session.history["val_accuracy"]) == (stops_at or len(accuracies))  # the epoch itself is recorded

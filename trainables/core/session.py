@@ -33,6 +33,15 @@ class TrialFailed(Exception):
     """
 
 
+class AtChanceLevel(Exception):
+    """The trial's validation accuracy is still at chance level after its first epochs: it is not
+    learning (init, learning rate), so it stops and is recorded as pruned instead of using its budget."""
+
+
+CHANCE_EPOCHS = 2  # epochs a trial gets before the chance-level check
+CHANCE_MARGIN = 0.02  # val accuracy up to chance + this counts as chance level
+
+
 class Stopwatch:
     """Wall seconds per named phase ("epoch_log", "tune", ...), summed over the trial; phases don't nest."""
 
@@ -63,6 +72,7 @@ class TrialSession:
         options: dict | None = None,
         time_limit: float | None = None,
         stopwatch: Stopwatch | None = None,
+        chance_level: float | None = None,
     ):
         self.max_epochs = int(max_epochs)
         self._deadline = time.monotonic() + time_limit if time_limit else None
@@ -75,6 +85,7 @@ class TrialSession:
         self.history: dict[str, list[tuple[int, float]]] = {}
         self.held_back: tuple[dict, Path | None] | None = None
         self.stopwatch = stopwatch or Stopwatch()
+        self.chance_level = chance_level  # 1/classes: report_epoch stops a trial stuck there; None: never
 
     def restore(self, load: Callable[[Path], T]) -> T | None:
         """Load the latest checkpoint with `load(folder)`, or None for a fresh start."""
@@ -102,6 +113,10 @@ class TrialSession:
         if self._run is not None:
             with self.stopwatch("epoch_log"):
                 self._run.log_epoch(epoch, metrics)
+        if self._at_chance_level(epoch, metrics):
+            raise AtChanceLevel(
+                f"val_accuracy {metrics['val_accuracy']:.3f} after {epoch} epochs, chance is {self.chance_level:.3f}"
+            )
         folder = None
         if save is not None and self._report is not None:  # a checkpoint only Tune can use
             with self.stopwatch("tune"):
@@ -114,6 +129,15 @@ class TrialSession:
             self.held_back = (result, folder)
             return
         self._send(result, folder)
+
+    def _at_chance_level(self, epoch: int, metrics: dict) -> bool:
+        # Checked once, at the end of epoch CHANCE_EPOCHS, and never on the last epoch (that trial is done).
+        return (
+            self.chance_level is not None
+            and epoch == CHANCE_EPOCHS < self.max_epochs
+            and "val_accuracy" in metrics
+            and metrics["val_accuracy"] <= self.chance_level + CHANCE_MARGIN
+        )
 
     def out_of_time(self) -> bool:
         """True once the trial's --trial-timeout has passed; training loops stop at the next epoch end."""

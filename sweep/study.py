@@ -1,0 +1,83 @@
+"""A sweep's Optuna study: real Optuna storage named after the sweep, so resume continues it and
+`optuna.load_study` (or optuna-dashboard) opens it from outside while the sweep runs.
+
+By default a journal file, `<sweep folder>/optuna.journal` (the file name is a contract: the
+dashboard command opens it); on a cluster an Optuna RDB URL (`--study-storage`, e.g. the compose
+PostgreSQL), saved in the SweepSpec so resume and the other commands find the same study.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import optuna
+
+    from sweep.spec import SweepSpec
+
+STUDY_FILE = "optuna.journal"
+
+
+def study_storage(spec: SweepSpec) -> optuna.storages.BaseStorage:
+    """The sweep's Optuna storage: its RDB URL when given, else the journal in its folder."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    if spec.study_storage:
+        from sweep.spec import UsageError, without_credentials
+
+        try:
+            return optuna.storages.RDBStorage(spec.study_storage)
+        except Exception as exc:  # noqa: BLE001 - bad URL, missing driver, server down: one line
+            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise UsageError(
+                f"--study-storage {without_credentials(spec.study_storage)}: cannot open it ({reason}); "
+                "pass an Optuna RDB URL such as postgresql://USER@HOST/DB or sqlite:///optuna.db"
+            ) from None
+    spec.sweep_dir.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(spec.sweep_dir / STUDY_FILE)))
+
+
+def new_study(spec: SweepSpec, modes: list[str], storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """The sweep's study, created (or loaded, on a resume) before Tune's searcher opens it, so the
+    warm start can seed it first. One direction per objective."""
+    import optuna
+
+    directions = [
+        optuna.study.StudyDirection.MAXIMIZE if m == "max" else optuna.study.StudyDirection.MINIMIZE for m in modes
+    ]
+    return optuna.create_study(study_name=spec.name, storage=storage, directions=directions, load_if_exists=True)
+
+
+def load_sweep_study(spec: SweepSpec, *, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    """The sweep's study as any Optuna tool sees it (KeyError when the sweep never created it)."""
+    import optuna
+
+    return optuna.load_study(study_name=spec.name, storage=study_storage(spec), sampler=sampler)
+
+
+def study_summary(study: optuna.Study) -> str:
+    """What a resumed sweep's search continues from, in one phrase."""
+    done = sum(t.state.is_finished() for t in study.trials)
+    return f"Optuna {type(study.sampler).__name__} restored with {done} finished of {len(study.trials)} trials"
+
+
+def close_stale_trials(study: optuna.Study) -> int:
+    """At the end of a sweep, nothing runs: a trial still RUNNING in the study was asked for by a
+    driver that died before Tune saved it (resume re-suggests it under a new id). Mark it FAIL so the
+    study holds no trial in flight forever. Returns how many."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        study.tell(trial.number, state=TrialState.FAIL)
+    return len(stale)
+
+
+def close_sweep_study(spec: SweepSpec) -> int:
+    """The end of a sweep that was not interrupted: no trial of its study may stay RUNNING."""
+    try:
+        study = load_sweep_study(spec)
+    except KeyError:  # the search never started
+        return 0
+    return close_stale_trials(study)
