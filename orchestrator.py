@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="move the alias even when its current version is better on the same data"
     )
 
-    model_help = "models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/model or a model folder"
+    model_help = "models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/TRIAL_NAME or a model folder"
     predict = command("predict", cmd_predict, "classify image files or folders with a registered model")
     predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     predict.add_argument("--model", required=True, help=model_help)

@@ -30,6 +30,7 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
 
     from sweep.tuner import build_tuner
     from tracking.callback import TrialRunCloser
+    from tracking.provenance import log_dataset
     from tracking.runs import check_tracking, get_or_create_experiment, start_sweep_run
     from trainables.core.data import load_dataset
 
@@ -39,7 +40,7 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     dataset = load_dataset(spec.data)
     print(f"scenesweep: {spec.name}: {family.name} on {spec.data.source} ({dataset.summary()})")
     client = MlflowClient(spec.tracking_uri)
-    experiment_id = get_or_create_experiment(client, spec.experiment, spec.tracking_uri)
+    experiment_id = get_or_create_experiment(client, spec.experiment, spec.tracking_uri, family=family.name)
     target = start_sweep_run(
         client,
         uri=spec.tracking_uri,
@@ -48,6 +49,13 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
         family=family.name,
         search=spec.search,
         params={**spec.tracking_params(), "data_fingerprint": dataset.fingerprint},
+    )
+    log_dataset(
+        client,
+        target.parent_run_id,
+        source=spec.data.source,
+        digest=dataset.fingerprint,
+        profile={"summary": dataset.summary()},
     )
     spec.save()
 
@@ -132,7 +140,7 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
     )
     print("config: " + json.dumps(best.config, sort_keys=True))
     print(f"model: {best.model_uri}")
-    print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri)}")
+    print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri, target)}")
     return 0
 
 
@@ -151,11 +159,21 @@ def _log_gradcam(spec: SweepSpec, client, target, dataset) -> None:
         print(f"Grad-CAM of the best trial: {GRADCAM_FILE} in run {run_id}")
 
 
-def ui_hint(uri: str) -> str:
-    """How to open the MLflow UI on `uri`: the server itself, or `scenesweep ui` for a local store."""
+def ui_hint(uri: str, target=None) -> str:
+    """How to see the sweep's parent run: its page on the server, or `scenesweep ui` for a local
+    store and then the page it serves."""
     from tracking.runs import is_local_store
+    from tracking.ui import DEFAULT_PORT, run_page
 
     if not is_local_store(uri):
-        return uri
+        return run_page(uri, target) if target else uri
+    command = "scenesweep ui" + tracking_flag(uri)
+    if target is None:
+        return command
+    return f"{command}, then open {run_page(f'http://127.0.0.1:{DEFAULT_PORT}', target)}"
+
+
+def tracking_flag(uri: str) -> str:
+    """` --tracking-uri URI` where a pasted command would otherwise look in another store; else ""."""
     default = tracking_uri(None) if "MLFLOW_TRACKING_URI" not in os.environ else None
-    return "scenesweep ui" + ("" if uri == default else f" --tracking-uri {uri}")
+    return "" if uri == default else f" --tracking-uri {uri}"

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tracking.ui import without_credentials
 from trainables.core.data import DEMO, DataSpec
 from trainables.families import Family, all_options, get_family
 
@@ -196,7 +197,3 @@ def tracking_uri(uri: str | None) -> str:
     from tracking.runs import resolve_tracking_uri
 
     return resolve_tracking_uri(uri)
-
-
-def without_credentials(uri: str) -> str:
-    return re.sub(r"//[^/@]*@", "//", uri)

@@ -36,6 +36,7 @@ def build_tuner(
         target=closer.target,
         options={"cache_dir": spec.data.cache_dir, **spec.options},
         time_limit=spec.trial_timeout,
+        data_source=spec.data.source,
     )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, settings=settings),

@@ -55,7 +55,18 @@ def test_sweep_on_a_local_store_records_every_trial(local_sweep, demo_dataset):
     )
     assert (workdir / "mlartifacts").is_dir() and (workdir / "sweeps" / "demo-sqlite" / "scenesweep.json").exists()
     assert "Best trial" in result.stdout and "scenesweep ui" in result.stdout
+    link = f"#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+    assert link in result.stdout  # straight to the parent run, not the GenAI overview
+    assert client.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     assert_model_matches_logged_predictions(uri, client, finished[0], demo_dataset)
+    for run in finished:
+        assert run.data.tags["mlflow.source.name"] == "scenesweep" and "mlflow.source.git.commit" in run.data.tags
+        (data,) = run.inputs.dataset_inputs
+        assert data.dataset.digest == demo_dataset.fingerprint and data.dataset.name == "demo"
+        model = client.get_logged_model(run.data.tags["scenesweep.model_uri"].removeprefix("models:/"))
+        assert model.name == run.info.run_name  # named after its trial, e.g. tinynet_ab12cd34
+        assert model.tags["mlflow.source.name"] == "scenesweep"
+        assert "system/cpu_utilization_percentage" in run.data.metrics
 
 
 def test_status_and_best_read_the_sweep_back(local_sweep):
@@ -75,7 +86,10 @@ def test_trials_keep_to_their_cpus_and_record_their_own_overhead(local_sweep):
     _, _, children = sweep_runs(f"sqlite:///{workdir / 'mlruns.db'}", "demo-sqlite", "scenesweep-tinynet")
     finished = [c.data.metrics for c in children if c.info.status == "FINISHED"]
     assert finished
-    for metrics in finished:
+    for logged in finished:
+        # Timings and resource use sit under perf/, apart from accuracy and loss; fit_seconds does not.
+        assert "fit_seconds" in logged and "tune_seconds" not in logged
+        metrics = {k.removeprefix("perf/"): v for k, v in logged.items()}
         # 1 CPU per trial (the default), two trials at once on this 2-core box: each trains on one
         # thread inside its Ray worker and keeps about one core busy, never both.
         assert metrics["threads"] == 1

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+
+DEFAULT_PORT = 5000
+
+
+def without_credentials(uri: str) -> str:
+    """`uri` fit to print or record: user and password taken out."""
+    return re.sub(r"//[^/@]*@", "//", uri)
+
+
+def run_page(base: str, target) -> str:
+    """The sweep's parent run in the UI's model-training view (a tracking.runs.SweepTarget)."""
+    return f"{without_credentials(base).rstrip('/')}/#/experiments/{target.experiment_id}/runs/{target.parent_run_id}"
 
 
 def run_ui(uri: str, *, host: str, port: int) -> int:
