@@ -111,9 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
             **extra,
         )
     _add_cluster_flags(sweep, address_default=os.environ.get("RAY_ADDRESS"))
+    _add_output_flags(sweep)
 
     resume = command("resume", cmd_resume, "finish an interrupted sweep, searcher state included", sweep_arg=True)
     _add_cluster_flags(resume, address_default=None)
+    _add_output_flags(resume)
 
     command("status", cmd_status, "a sweep's trials, from MLflow", sweep_arg=True)
 
@@ -165,6 +167,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_output_flags(parser) -> None:
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "--verbose",
+        dest="output",
+        action="store_const",
+        const="verbose",
+        default="default",
+        help="Ray Tune's own tables and the workers' output instead of one line per trial event",
+    )
+    loudness.add_argument(
+        "--quiet", dest="output", action="store_const", const="quiet", help="only the closing summary (for scripts)"
+    )
+
+
 def _add_cluster_flags(parser, *, address_default: str | None) -> None:
     parser.add_argument(
         "--address", default=address_default, help="Ray cluster address (default $RAY_ADDRESS, else an embedded Ray)"
@@ -193,13 +210,14 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_sweep(args) -> int:
     from sweep.run import start_sweep
 
-    return start_sweep(spec_from_args(args))
+    return start_sweep(spec_from_args(args), output=args.output)
 
 
 def cmd_resume(args) -> int:
     from sweep.run import run_sweep
 
-    return run_sweep(load_spec(args.storage, args.sweep, address=args.address, uri=args.tracking_uri), resume=True)
+    spec = load_spec(args.storage, args.sweep, address=args.address, uri=args.tracking_uri)
+    return run_sweep(spec, resume=True, output=args.output)
 
 
 def cmd_status(args) -> int:

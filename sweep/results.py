@@ -42,14 +42,17 @@ def load_sweep(sweep: str, uri: str | None, metric: str | None = None) -> SweepR
 
 
 def status_report(sweep: str, uri: str | None) -> str:
+    from tracking.live import driver_gone, duration
     from tracking.summary import format_failures, format_table
 
     record = load_sweep(sweep, uri)
     family, summary, run = record.family, record.summary, record.run
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))
+    state = run.info.status
+    if state == "RUNNING" and (silent := driver_gone(run.data.tags)) is not None:
+        state = f"RUNNING but its driver is gone: no heartbeat for {duration(silent)}; continue it with: scenesweep resume {sweep}"
     lines = [
-        f"sweep {sweep} ({family.name}, run {run.info.run_id}, {run.info.status}): "
-        f"{len(summary.rows)} trials ({counts})",
+        f"sweep {sweep} ({family.name}, run {run.info.run_id}, {state}): {len(summary.rows)} trials ({counts})",
         format_table(summary.rows, metric=family.metric),
     ]
     if failures := format_failures(summary.rows):
@@ -60,7 +63,10 @@ def status_report(sweep: str, uri: str | None) -> str:
 
 
 def best_report(sweep: str, uri: str | None, *, metric: str | None, top: int, params: str | None) -> str:
+    from mlflow.tracking import MlflowClient
+
     from search_spaces import parameter_distributions
+    from tracking.study_plots import importance_order
     from tracking.summary import format_table, varying_params
 
     if top < 1:
@@ -73,7 +79,10 @@ def best_report(sweep: str, uri: str | None, *, metric: str | None, top: int, pa
     if params:
         key_params = [name.strip() for name in params.split(",") if name.strip()]
     else:
-        key_params = varying_params(summary.finished, order=parameter_distributions(family.space))
+        # Most important first (the parent run's fANOVA ranking), then the space's declaration order.
+        order = [*importance_order(MlflowClient(record.tracking_uri), record.run.info.run_id)]
+        order += [name for name in parameter_distributions(family.space) if name not in order]
+        key_params = varying_params(summary.finished, order=order)
     best = ranked[0]
     return "\n".join(
         [

@@ -14,20 +14,22 @@ from trainables.families import Family
 EXIT_INTERRUPTED = 130
 
 
-def start_sweep(spec: SweepSpec) -> int:
+def start_sweep(spec: SweepSpec, *, output: str = "default") -> int:
     """A new sweep; refuses a name that already has state in the storage folder."""
     if (spec.sweep_dir / SPEC_FILE).exists():
         raise UsageError(
             f"sweep {spec.name!r} already exists in {spec.storage}; "
             f"continue it with `scenesweep resume {spec.name}` or pick another --name"
         )
-    return run_sweep(spec, resume=False)
+    return run_sweep(spec, resume=False, output=output)
 
 
-def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
-    """Run (or resume) the sweep; returns the CLI's exit code."""
+def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
+    """Run (or resume) the sweep; returns the CLI's exit code. `output`: quiet, default or verbose
+    (sweep.console)."""
     from mlflow.tracking import MlflowClient
 
+    from sweep.console import QUIET, VERBOSE, tune_verbosity
     from sweep.tuner import build_tuner
     from tracking.callback import TrialRunCloser
     from tracking.provenance import log_dataset
@@ -38,7 +40,8 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     family = spec.family_entry
     check_tracking(spec.tracking_uri)
     dataset = load_dataset(spec.data)
-    print(f"scenesweep: {spec.name}: {family.name} on {spec.data.source} ({dataset.summary()})")
+    if output != QUIET:
+        print(f"scenesweep: {spec.name}: {family.name} on {spec.data.source} ({dataset.summary()})")
     client = MlflowClient(spec.tracking_uri)
     experiment_id = get_or_create_experiment(client, spec.experiment, spec.tracking_uri, family=family.name)
     target = start_sweep_run(
@@ -59,11 +62,16 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     )
     spec.save()
 
-    connect_ray(spec)
-    _hide_tune_resume_hint()
+    connect_ray(spec, verbose=output == VERBOSE)
+    _quiet_tune_logs()
     closer = TrialRunCloser(target)
+    watchers: list = [sweep_progress(spec, family, client, target, dataset, resume=resume)]
+    if output not in (QUIET, VERBOSE):
+        watchers.append(trial_console(spec, family, target))
     try:
-        tuner = build_tuner(spec, family, dataset, closer, resume=resume)
+        tuner = build_tuner(
+            spec, family, dataset, closer, resume=resume, callbacks=tuple(watchers), verbose=tune_verbosity(output)
+        )
         tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
         interrupted = closer.interrupted
     except KeyboardInterrupt:  # a second Ctrl-C skips Tune's graceful stop
@@ -76,10 +84,56 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     return code
 
 
-def connect_ray(spec: SweepSpec) -> None:
+def trial_console(spec: SweepSpec, family: Family, target):
+    """One line per trial event, the failure reason read from the trial's run."""
+    from mlflow.tracking import MlflowClient
+
+    from sweep.console import TrialConsole
+    from tracking.runs import TAG_ERROR, find_trial_run
+
+    def error_of(trial_id: str) -> str:
+        run = find_trial_run(MlflowClient(target.uri), target, trial_id)
+        return run.data.tags.get(TAG_ERROR, "") if run is not None else ""
+
+    return TrialConsole(
+        metric=family.metric, mode=family.mode, samples=spec.samples, max_epochs=spec.epochs, error_of=error_of
+    )
+
+
+def sweep_progress(spec: SweepSpec, family: Family, client, target, dataset, *, resume: bool):
+    """The parent run kept current as trials end (tracking.live); a resumed sweep counts on from
+    the trials its runs already recorded."""
+    import shlex
+
+    from search_spaces import parameter_distributions
+    from tracking.live import SweepAbout, SweepProgress
+    from tracking.summary import summarise
+
+    searched = [name for name in parameter_distributions(family.space) if name not in spec.fixed]
+    pins = ", ".join(f"{k}={v}" for k, v in sorted(spec.fixed.items()))
+    about = SweepAbout(
+        command="scenesweep " + shlex.join(sys.argv[1:]),
+        data=f"`{spec.data.source}` ({dataset.summary()}; fingerprint `{dataset.fingerprint}`)",
+        space=f"{family.name}, {spec.search} over {len(searched)} parameters ({', '.join(searched)})"
+        + (f"; pinned {pins}" if pins else ""),
+        budget=f"{spec.samples} trials of up to {spec.epochs} epochs"
+        + (f", {spec.trial_timeout:g} s of training per trial" if spec.trial_timeout else ""),
+    )
+    progress = SweepProgress(target, metric=family.metric, mode=family.mode, about=about)
+    if resume:
+        progress.seed(summarise(client, target, metric=family.metric, mode=family.mode).rows)
+    return progress
+
+
+def connect_ray(spec: SweepSpec, *, verbose: bool = True) -> None:
+    """Ray, embedded or the cluster at --address; the workers' own output reaches this terminal only
+    with --verbose (a trial's failure reaches it through its run and the console either way)."""
     import logging
 
+    import optuna
     import ray
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory ..."
 
     if ray.is_initialized():
         return
@@ -89,14 +143,18 @@ def connect_ray(spec: SweepSpec) -> None:
             address=spec.address,
             logging_level=logging.WARNING,
             runtime_env={"py_modules": modules, "env_vars": forwarded_environment()},
+            log_to_driver=verbose,
         )
     else:
-        ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
+        ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True, log_to_driver=verbose)
 
 
-def _hide_tune_resume_hint() -> None:
-    """Tune's own 'Resume experiment with: Tuner.restore(...)' would mislead; finish() names the command."""
+def _quiet_tune_logs() -> None:
+    """Tune's own 'Resume experiment with: Tuner.restore(...)' would mislead (finish() names the
+    command), and its result grid misses the per-trial result files that MLflow makes redundant."""
     import logging
+
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
     class Hide(logging.Filter):
         def filter(self, record):
@@ -116,6 +174,8 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
     close_open_trial_runs(client, target, status="KILLED", reason="sweep ended while the trial was open")
     status = "KILLED" if interrupted else ("FINISHED" if summary.finished else "FAILED")
     record_sweep_result(client, target, summary, status=status)
+    if not interrupted and summary.rows:
+        print("scenesweep: " + _log_study_plots(family, client, target, summary))
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))
     print(f"\nscenesweep: sweep {spec.name}: {len(summary.rows)} trials ({counts})")
     if interrupted:
@@ -142,6 +202,24 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
     print(f"model: {best.model_uri}")
     print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri, target)}")
     return 0
+
+
+def _log_study_plots(family: Family, client, target, summary) -> str:
+    """The study's plots on the parent run (tracking.study_plots); never fatal, the sweep is recorded."""
+    from search_spaces import parameter_distributions
+    from tracking.study_plots import log_study_plots, study_from_rows, trial_curves
+
+    try:
+        study = study_from_rows(
+            summary.rows,
+            metric=family.metric,
+            mode=family.mode,
+            distributions=parameter_distributions(family.space),
+            curves=trial_curves(client, summary.rows, metric=family.metric),
+        )
+        return log_study_plots(client, target.parent_run_id, study, metric=family.metric).line()
+    except Exception as exc:  # noqa: BLE001
+        return f"no study plots: {type(exc).__name__}: {exc}"
 
 
 def _log_gradcam(spec: SweepSpec, client, target, dataset) -> None:

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from trainables.core.images import encode_png
 
 TRIAL_ARTIFACTS = {"confusion_matrix.png", "classification_report.json", "test_predictions.json"}
-SWEEP_ARTIFACTS = {"trials.csv", "best_trial.json", "optimisation_history.png"}
+SWEEP_ARTIFACTS = {"trials.csv", "best_trial.json", "study"}
 
 
 def logged_predictions(client: MlflowClient, run_id: str) -> pd.DataFrame:

@@ -69,6 +69,38 @@ def test_sweep_on_a_local_store_records_every_trial(local_sweep, demo_dataset):
         assert "system/cpu_utilization_percentage" in run.data.metrics
 
 
+def test_default_terminal_output_is_one_line_per_trial_event_and_ends_with_the_best_and_a_link(local_sweep):
+    workdir, result = local_sweep
+    lines = result.stdout.splitlines()
+    # 4 trials: a start and an end line each, the table of the finished ones and the closing lines.
+    assert len(lines) <= 4 * 2 + 4 + 12, result.stdout
+    assert "Configuration for experiment" not in result.stdout and "Trial name" not in result.stdout
+    for noise in ("tensorboard", "A new study created", "NumPy array is not writable", "SearchGenerator"):
+        assert noise not in result.stdout + result.stderr, noise
+    events = [line for line in lines if line.startswith("tinynet_")]
+    assert sum(" started" in line for line in events) == 4
+    assert sum(any(f"  {how} " in line for how in ("finished", "pruned", "failed")) for line in events) == 4
+    assert "[4/4 done" in events[-1]
+    assert "Best trial" in result.stdout and "#/experiments/" in lines[-2] + lines[-1]
+    sweep_dir = workdir / "sweeps" / "demo-sqlite"
+    for leftover in ("events.out.tfevents*", "progress.csv", "result.json"):
+        assert not list(sweep_dir.rglob(leftover)), leftover
+
+
+def test_parent_run_carries_progress_best_so_far_and_a_description(local_sweep):
+    workdir, _ = local_sweep
+    client, parent, children = sweep_runs(f"sqlite:///{workdir / 'mlruns.db'}", "demo-sqlite", "scenesweep-tinynet")
+    history = client.get_metric_history(parent.info.run_id, "best_val_accuracy")
+    steps = {m.step for m in history}
+    assert steps <= set(range(1, 5)) and max(steps) == 4  # step = trials ended
+    best = max(c.data.metrics["val_accuracy"] for c in children if c.info.status == "FINISHED")
+    assert max(m.value for m in history) == pytest.approx(best)
+    tags = parent.data.tags
+    assert ", 0 running; " in tags["scenesweep.progress"] and "scenesweep.heartbeat" in tags
+    note = tags["mlflow.note.content"]
+    assert "--name demo-sqlite" in note and "`demo`" in note and "| 1 | tinynet_" in note
+
+
 def test_status_and_best_read_the_sweep_back(local_sweep):
     workdir, _ = local_sweep
     status = run_cli("status", "demo-sqlite", cwd=workdir, timeout=120)
