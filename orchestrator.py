@@ -42,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--tracking-uri",
                 default=None,
-                help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)",
+                help="MLflow tracking URI (default: the one the sweep ran with when run beside its ./sweeps; "
+                "else $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)"
+                if sweep_arg
+                else "MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)",
             )
         return sub
 
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_flags(resume, address_default=None)
     _add_output_flags(resume)
 
+    command("list", cmd_list, "every sweep in the tracking store: family, state, trials, best, start time")
     command("status", cmd_status, "a sweep's trials, from MLflow", sweep_arg=True)
 
     best = command("best", cmd_best, "a sweep's best trial(s), from MLflow", sweep_arg=True)
@@ -218,6 +222,13 @@ def cmd_resume(args) -> int:
 
     spec = load_spec(args.storage, args.sweep, address=args.address, uri=args.tracking_uri)
     return run_sweep(spec, resume=True, output=args.output)
+
+
+def cmd_list(args) -> int:
+    from sweep.results import list_report
+
+    print(list_report(args.tracking_uri))
+    return 0
 
 
 def cmd_status(args) -> int:

@@ -124,8 +124,9 @@ def scene_classifier(model):
 
 def open_model(uri: str, *, tracking_uri: str):
     """load_model, after checking the tracking store where the URI lives in it."""
-    from tracking.runs import check_tracking
+    from tracking.runs import check_tracking, require_store
 
     if uri.startswith(("models:/", "runs:/")):
+        require_store(tracking_uri)
         check_tracking(tracking_uri)
     return load_model(uri, tracking_uri=tracking_uri)

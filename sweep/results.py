@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sweep.spec import UsageError, tracking_uri
-from trainables.families import Family, get_family
+from sweep.spec import UsageError, sweep_tracking_uri, tracking_flag, tracking_uri
+from trainables.families import FAMILIES, Family, get_family
 
 
 @dataclass(frozen=True)
@@ -20,15 +20,21 @@ class SweepRecord:
 def load_sweep(sweep: str, uri: str | None, metric: str | None = None) -> SweepRecord:
     from mlflow.tracking import MlflowClient
 
-    from tracking.runs import check_tracking, find_sweep_run, target_from_run
+    from tracking.runs import TrackingError, check_tracking, find_sweep_run, require_store, target_from_run
     from tracking.summary import metric_mode, summarise
 
-    uri = tracking_uri(uri)
+    uri = sweep_tracking_uri(sweep, uri)
+    try:
+        require_store(uri)
+    except TrackingError as exc:
+        raise UsageError(f"no sweep named {sweep!r}: {exc}") from None
     check_tracking(uri)
     client = MlflowClient(uri)
     run = find_sweep_run(client, sweep)
     if run is None:
-        raise UsageError(f"no sweep named {sweep!r} in {uri}; list sweeps in the MLflow UI or pass --tracking-uri")
+        raise UsageError(
+            f"no sweep named {sweep!r} in {uri}; list the sweeps there with: scenesweep list{tracking_flag(uri)}"
+        )
     target = target_from_run(run)
     try:
         family = get_family(target.family)
@@ -93,7 +99,8 @@ def best_report(sweep: str, uri: str | None, *, metric: str | None, top: int, pa
             "config: " + json.dumps(best.config, sort_keys=True),
             f"model: {best.model_uri}",
             f"promote it: scenesweep promote {sweep}"
-            + (f" --metric {summary.metric}" if summary.metric != family.metric else ""),
+            + (f" --metric {summary.metric}" if summary.metric != family.metric else "")
+            + tracking_flag(record.tracking_uri),
         ]
     )
 
@@ -121,3 +128,45 @@ def promote_best(
         lines.append(f"note: {result.note}")
     lines.append(result.uri)
     return "\n".join(lines)
+
+
+def list_report(uri: str | None) -> str:
+    """Every sweep in the store, newest first: family, state, trials, best, start time."""
+    import datetime
+
+    from mlflow.tracking import MlflowClient
+
+    from tracking.live import TAG_PROGRESS, driver_gone
+    from tracking.runs import TAG_FAMILY, TAG_SWEEP, check_tracking, require_store, sweep_runs
+
+    uri = tracking_uri(uri)
+    require_store(uri)
+    check_tracking(uri)
+    runs = sweep_runs(MlflowClient(uri))
+    if not runs:
+        return f"no sweeps in {uri}; start one with: scenesweep sweep{tracking_flag(uri)}"
+    header = ["sweep", "family", "state", "trials", "best", "started"]
+    lines = []
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        family = tags.get(TAG_FAMILY, "")
+        state = run.info.status
+        if state == "RUNNING" and driver_gone(tags) is not None:
+            state = "DRIVER GONE"
+        trials = tags.get("scenesweep.trials") or tags.get(TAG_PROGRESS, "").split(";")[0]
+        metric = FAMILIES[family].metric if family in FAMILIES else ""
+        best = metrics.get(f"best_{metric}")
+        started = datetime.datetime.fromtimestamp(run.info.start_time / 1000).strftime("%Y-%m-%d %H:%M")
+        lines.append(
+            [
+                tags.get(TAG_SWEEP, run.info.run_name),
+                family,
+                state,
+                trials,
+                f"{metric} {best:.4f}" if best else "",
+                started,
+            ]
+        )
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
+    render = lambda values: "  ".join(str(v).ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    return "\n".join([render(header), *map(render, lines)])

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from sweep.environment import configure_environment, forwarded_environment
-from sweep.spec import SPEC_FILE, SweepSpec, UsageError, tracking_uri
+from sweep.spec import SPEC_FILE, SweepSpec, UsageError, tracking_flag
 from trainables.families import Family
 
 EXIT_INTERRUPTED = 130
@@ -80,7 +79,9 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
         closer.record_interruption()
     code = finish(spec, family, client, target, interrupted=interrupted)
     if code == 0:
+        print(_log_study_plots(family, client, target))
         _log_gradcam(spec, client, target, dataset)
+        print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri, target)}")
     return code
 
 
@@ -174,8 +175,6 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
     close_open_trial_runs(client, target, status="KILLED", reason="sweep ended while the trial was open")
     status = "KILLED" if interrupted else ("FINISHED" if summary.finished else "FAILED")
     record_sweep_result(client, target, summary, status=status)
-    if not interrupted and summary.rows:
-        print("scenesweep: " + _log_study_plots(family, client, target, summary))
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))
     print(f"\nscenesweep: sweep {spec.name}: {len(summary.rows)} trials ({counts})")
     if interrupted:
@@ -200,16 +199,17 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
     )
     print("config: " + json.dumps(best.config, sort_keys=True))
     print(f"model: {best.model_uri}")
-    print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri, target)}")
     return 0
 
 
-def _log_study_plots(family: Family, client, target, summary) -> str:
+def _log_study_plots(family: Family, client, target) -> str:
     """The study's plots on the parent run (tracking.study_plots); never fatal, the sweep is recorded."""
     from search_spaces import parameter_distributions
     from tracking.study_plots import log_study_plots, study_from_rows, trial_curves
+    from tracking.summary import summarise
 
     try:
+        summary = summarise(client, target, metric=family.metric, mode=family.mode)
         study = study_from_rows(
             summary.rows,
             metric=family.metric,
@@ -217,9 +217,9 @@ def _log_study_plots(family: Family, client, target, summary) -> str:
             distributions=parameter_distributions(family.space),
             curves=trial_curves(client, summary.rows, metric=family.metric),
         )
-        return log_study_plots(client, target.parent_run_id, study, metric=family.metric).line()
+        return "Study plots (" + log_study_plots(client, target.parent_run_id, study, metric=family.metric).line() + ")"
     except Exception as exc:  # noqa: BLE001
-        return f"no study plots: {type(exc).__name__}: {exc}"
+        return f"scenesweep: warning: no study plots: {type(exc).__name__}: {exc}"
 
 
 def _log_gradcam(spec: SweepSpec, client, target, dataset) -> None:
@@ -249,9 +249,3 @@ def ui_hint(uri: str, target=None) -> str:
     if target is None:
         return command
     return f"{command}, then open {run_page(f'http://127.0.0.1:{DEFAULT_PORT}', target)}"
-
-
-def tracking_flag(uri: str) -> str:
-    """` --tracking-uri URI` where a pasted command would otherwise look in another store; else ""."""
-    default = tracking_uri(None) if "MLFLOW_TRACKING_URI" not in os.environ else None
-    return "" if uri == default else f" --tracking-uri {uri}"

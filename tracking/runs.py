@@ -94,6 +94,23 @@ def check_tracking(uri: str, *, timeout: float = 10.0) -> None:
         raise TrackingError(f"unsupported tracking URI {uri!r}; use http://HOST:PORT, sqlite:///FILE or a folder")
 
 
+def require_store(uri: str) -> None:
+    """For commands that only read: a local store that does not exist is an error, never created
+    (MLflow would make an empty sqlite file or folder as a side effect of looking)."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        path = Path(uri[len("sqlite:///") :])
+    elif parsed.scheme in ("", "file"):
+        path = Path(parsed.path if parsed.scheme == "file" else uri)
+    else:
+        return
+    if not path.exists():
+        raise TrackingError(
+            f"no tracking store at {path}: nothing was tracked there; "
+            "run the command where the sweep ran, or pass --tracking-uri"
+        )
+
+
 def _check_credentials(uri: str, timeout: float) -> None:
     import requests
 
@@ -186,6 +203,19 @@ def start_sweep_run(
         sweep=sweep,
         family=family,
         source=tuple(sorted(source.items())),
+    )
+
+
+def sweep_runs(client: MlflowClient) -> list:
+    """Every sweep's parent run in the store, newest first."""
+    experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    if not experiment_ids:
+        return []
+    return client.search_runs(
+        experiment_ids,
+        filter_string=f"tags.`{TAG_ROLE}` = 'sweep'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
     )
 
 

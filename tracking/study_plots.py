@@ -33,7 +33,7 @@ class StudyPlots:
     seconds: dict[str, float] = field(default_factory=dict)  # what each drawn plot took
 
     def line(self) -> str:
-        text = "study plots on the parent run: " + (", ".join(self.drawn) or "none")
+        text = "in study/ on the parent run: " + (", ".join(self.drawn) or "none")
         if self.skipped:
             text += "; skipped " + "; ".join(f"{name} ({why})" for name, why in self.skipped.items())
         return text

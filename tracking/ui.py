@@ -20,11 +20,12 @@ def run_page(base: str, target) -> str:
 
 
 def run_ui(uri: str, *, host: str, port: int) -> int:
-    from tracking.runs import is_local_store
+    from tracking.runs import is_local_store, require_store
 
     if not is_local_store(uri):
         print(f"The tracking server serves its own UI: open {uri}")
         return 0
+    require_store(uri)
     command = [
         sys.executable,
         "-m",
