@@ -165,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", required=True, help="where to write the heat map (PNG, the image's size)")
     explain.add_argument("--class", dest="target", default=None, help="explain this class instead of the predicted one")
 
+    dashboard = command(
+        "dashboard",
+        cmd_dashboard,
+        "optuna-dashboard on a sweep's study, during the sweep and after (127.0.0.1; SSH-tunnel to it)",
+        sweep_arg=True,
+    )
+    dashboard.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
+    dashboard.add_argument("--storage", default="sweeps", help="where the sweep's state is (default ./sweeps)")
+
     ui = command("ui", cmd_ui, "open the MLflow UI on the tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=5000)
@@ -331,6 +340,12 @@ def cmd_explain(args) -> int:
     image = read_explain_inputs(image_path, out)  # before the model loads
     print(explain_image(image, image_path, out, _open_model(args), model_uri=args.model, target=args.target))
     return 0
+
+
+def cmd_dashboard(args) -> int:
+    from sweep.dashboard import run_dashboard
+
+    return run_dashboard(args.sweep, uri=args.tracking_uri, storage=args.storage, port=args.port)
 
 
 def cmd_ui(args) -> int:
