@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import warnings
 from pathlib import Path
 
 from sweep.spec import SPEC_FILE, UsageError, sweep_tracking_uri
@@ -61,6 +62,9 @@ class MlflowMirror:
         self.study = optuna.create_study(
             storage=self.storage, study_name=sweep, direction="maximize" if self.family.mode == "max" else "minimize"
         )
+        with warnings.catch_warnings():  # set_metric_names is "experimental"
+            warnings.simplefilter("ignore")
+            self.study.set_metric_names([self.family.metric])
         self.study.set_user_attr("source", f"MLflow runs of sweep {sweep} in {record.tracking_uri}")
         self.seen: set[str] = set()
         self._distributions: dict | None = None

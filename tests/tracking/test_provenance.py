@@ -93,4 +93,6 @@ def test_system_metrics_sample_cpu_and_memory_into_the_run(store):
 
 def test_printed_link_goes_straight_to_the_parent_run():
     target = SweepTarget(uri="", experiment_id="7", parent_run_id="abc", sweep="s", family="tinynet")
-    assert run_page("http://u:p@127.0.0.1:5000/", target) == "http://127.0.0.1:5000/#/experiments/7/runs/abc"
+    assert run_page("http://u:p@127.0.0.1:5000/", target) == (
+        "http://127.0.0.1:5000/#/experiments/7/runs/abc?workflowType=machine_learning"
+    )
