@@ -17,14 +17,17 @@ RUN apt-get update \
 WORKDIR /app
 # Dependencies first, so code changes rebuild in seconds.
 COPY pyproject.toml README.md ./
-RUN mkdir -p search_spaces trainables tracking \
-    && touch search_spaces/__init__.py trainables/__init__.py tracking/__init__.py orchestrator.py \
+RUN mkdir -p search_spaces trainables tracking serving sweep \
+    && touch search_spaces/__init__.py trainables/__init__.py tracking/__init__.py serving/__init__.py \
+       sweep/__init__.py orchestrator.py \
     && pip install ".[server]" "ray[default,client]>=2.60,<2.61" \
     && pip uninstall -y scenesweep
 COPY orchestrator.py ./
 COPY search_spaces search_spaces
 COPY trainables trainables
 COPY tracking tracking
+COPY serving serving
+COPY sweep sweep
 COPY docker docker
 RUN pip install --no-deps . \
     && useradd --create-home --uid 1000 scenesweep \

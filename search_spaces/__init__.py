@@ -61,7 +61,7 @@ def parameter_distributions(space: str, *, samples: int = 200) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     suggest = space_of(space)
-    found = {}
+    found: dict = {}
     for _ in range(samples):
         trial = study.ask()
         suggest(trial)

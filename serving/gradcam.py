@@ -81,7 +81,7 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45) -> n
     """Blend a [0, 1] heat map (any resolution) onto an RGB uint8 image of any size, JET colours."""
     height, width = image.shape[:2]
     resized = cv2.resize(heatmap.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
-    colours = cv2.applyColorMap(np.uint8(np.clip(resized, 0, 1) * 255), cv2.COLORMAP_JET)[:, :, ::-1]
+    colours = cv2.applyColorMap((np.clip(resized, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
     blended = (1 - alpha) * image.astype(np.float32) + alpha * colours.astype(np.float32)
     return np.clip(blended, 0, 255).astype(np.uint8)
 
@@ -89,9 +89,9 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.45) -> n
 def pick_examples(labels: np.ndarray, *, count: int = 16) -> np.ndarray:
     """Indices of up to `count` images, classes taken in turn, so every class shows up."""
     by_class = [list(np.flatnonzero(labels == label)) for label in np.unique(labels)]
-    picked = []
+    picked: list[int] = []
     while len(picked) < min(count, len(labels)):
         for members in by_class:
             if members and len(picked) < count:
-                picked.append(members.pop(0))
+                picked.append(int(members.pop(0)))
     return np.array(sorted(picked), dtype=np.int64)

@@ -47,7 +47,7 @@ def log_classifier(
     from mlflow.models import Model, ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    packages = [str(Path(package.__file__).parent) for package in (serving, trainables, search_spaces)]
+    packages = [str(Path(str(package.__file__)).parent) for package in (serving, trainables, search_spaces)]
     signature = ModelSignature(
         inputs=Schema([ColSpec("binary", IMAGE_COLUMN)]),
         outputs=Schema([ColSpec("double", name) for name in classifier.class_names]),

@@ -1,4 +1,4 @@
-"""Classify image files with a served (pyfunc) model: what `orchestrator.py predict` prints.
+"""Classify image files with a served (pyfunc) model: what `scenesweep predict` prints.
 
 Files are read and decoded here, once; a file that cannot be read or decoded
 is reported and skipped, and the others are still classified. The decoded

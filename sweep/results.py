@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sweep.spec import UsageError, sweep_tracking_uri, tracking_flag, tracking_uri
 from trainables.families import FAMILIES, Family, get_family
 
+if TYPE_CHECKING:
+    from tracking.summary import SweepSummary
+
 
 @dataclass(frozen=True)
 class SweepRecord:
-    run: object  # the parent MLflow run
+    run: Any  # the parent mlflow.entities.Run
     family: Family
-    summary: object  # tracking.summary.SweepSummary
+    summary: SweepSummary
     tracking_uri: str
 
 

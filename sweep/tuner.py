@@ -69,6 +69,7 @@ def build_tuner(
         space=space, metric=family.metric, mode=family.mode, sampler=sampler, points_to_evaluate=[first]
     )
     scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
+    scheduler: FIFOScheduler
     if scheduler_name == "asha":
         scheduler = ASHAScheduler(
             metric=family.metric,

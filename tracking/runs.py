@@ -235,7 +235,8 @@ def find_sweep_run(client: MlflowClient, sweep: str, *, experiment_ids: list[str
 
 def trial_runs(client: MlflowClient, target: SweepTarget) -> list:
     """All child runs of the sweep, oldest first."""
-    runs, token = [], None
+    runs: list = []
+    token = None
     while True:
         page = client.search_runs(
             [target.experiment_id],

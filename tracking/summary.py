@@ -68,7 +68,8 @@ class SweepSummary:
 
 
 def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: str) -> SweepSummary:
-    rows, errors = [], Counter()
+    rows: list[TrialRow] = []
+    errors: Counter = Counter()
     for run in trial_runs(client, target):
         tags = run.data.tags
         row = TrialRow(

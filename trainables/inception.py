@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -126,10 +127,11 @@ class InceptionNet(nn.Module):
         self.trunk = nn.Sequential(OrderedDict((name, getattr(base, name)) for name in STEM + kept))
         for name, module in self.trunk.named_children():
             module.requires_grad_(name in trained)
-        self.aux = None
+        self.aux: nn.Module | None = None
         if aux and "Mixed_6e" in trained and "Mixed_7a" in kept:
-            self.aux = base.AuxLogits
-            self.aux.fc = nn.Linear(self.aux.fc.in_features, num_classes)
+            aux_head: Any = base.AuxLogits  # torchvision's InceptionAux (typed loosely by torch's stubs)
+            aux_head.fc = nn.Linear(aux_head.fc.in_features, num_classes)
+            self.aux = aux_head
         self.head = make_head(
             BLOCK_CHANNELS[kept[-1]], num_classes, width=head_width, activation=activation, dropout=dropout
         )

@@ -140,7 +140,7 @@ def initialise(model: nn.Module, init: str, activation: str) -> None:
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             weight = module.weight
             if init == "kaiming":
-                nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity=nonlinearity)
+                nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity=nonlinearity)  # type: ignore[arg-type]
             elif init == "glorot_normal":
                 nn.init.xavier_normal_(weight)
             elif init == "glorot_uniform":

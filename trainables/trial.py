@@ -65,7 +65,7 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
     family = settings.family
     target = settings.target
     if target is None:
-        raise ValueError("run_trial records into MLflow: settings.target is required")
+        raise ValueError("run_trial tracks every trial: TrialSettings.target must be set")
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch is noise
     mlflow.set_tracking_uri(target.uri)  # Model.log goes through the fluent API's store
     seed_everything(settings.seed)

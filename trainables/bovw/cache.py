@@ -279,7 +279,7 @@ class DescriptorStore:
         self.entries: OrderedDict = OrderedDict()  # key -> (ObjectRef, bytes), oldest use first
         self.pending: dict[str, asyncio.Event] = {}  # keys some worker is computing
         self.last_request = time.monotonic()
-        self.watchdog = None
+        self.watchdog: asyncio.Task | None = None
 
     async def claim(self, key: str, wait_seconds: float):
         """("hit", [ref]) when stored; ("compute", []) when the caller should compute and publish it.

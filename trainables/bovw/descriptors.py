@@ -204,12 +204,12 @@ class _Extractor:
     def __init__(self, spec: DescriptorSpec):
         self.spec = spec
         if spec.method in ("sift", "dense_sift"):
-            self.computer = cv2.SIFT_create(nfeatures=spec.keypoints if spec.method == "sift" else 0)
+            self.computer = cv2.SIFT_create(nfeatures=spec.keypoints if spec.method == "sift" else 0)  # type: ignore[attr-defined]  # opencv's stubs lack it
         elif spec.method == "daisy":
-            self.computer = cv2.xfeatures2d.DAISY_create(radius=float(spec.radius))
+            self.computer = cv2.xfeatures2d.DAISY_create(radius=float(spec.radius))  # type: ignore[attr-defined]  # opencv's stubs lack it
         else:
             # Small images: ORB's default 31-pixel border and patch would leave almost nothing to detect.
-            self.computer = cv2.ORB_create(nfeatures=spec.keypoints, edgeThreshold=15, patchSize=15, fastThreshold=10)
+            self.computer = cv2.ORB_create(nfeatures=spec.keypoints, edgeThreshold=15, patchSize=15, fastThreshold=10)  # type: ignore[attr-defined]  # opencv's stubs lack it
         self._grid_cache: dict[tuple[int, int], list] = {}
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +226,7 @@ class _Extractor:
             keypoints = self.computer.detect(grey, None)
         if not keypoints:
             return np.zeros((0, spec.dim), np.float32), np.zeros((0, 2), np.float32)
-        parts = []
+        parts: list[np.ndarray] = []
         for channel in channels:
             # compute() may drop keypoints (ORB near borders); later channels use the first one's survivors.
             keypoints, values = self.computer.compute(channel, keypoints)

@@ -117,7 +117,9 @@ class DescriptorTransform:
 
     @property
     def num_params(self) -> int:
-        return 0 if self.components_ is None else int(self.components_.size + self.mean_.size)
+        if self.components_ is None or self.mean_ is None:
+            return 0
+        return int(self.components_.size + self.mean_.size)
 
 
 class BovwEncoder(BaseEstimator, TransformerMixin):

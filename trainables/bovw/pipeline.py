@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,7 +138,7 @@ class BovwPipeline:
 
     spec: DescriptorSpec
     encoder: BovwEncoder
-    model: object  # sklearn Pipeline: normalise -> reduce -> classify
+    model: Any  # sklearn Pipeline: normalise -> reduce -> classify
     n_jobs: int = 1
 
     def encode(self, descriptors: DescriptorSet) -> np.ndarray:

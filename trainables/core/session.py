@@ -36,7 +36,7 @@ class TrialFailed(Exception):
 class Stopwatch:
     """Wall seconds per named phase ("epoch_log", "tune", ...), summed over the trial; phases don't nest."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
 
     @contextmanager

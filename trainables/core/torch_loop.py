@@ -81,7 +81,7 @@ class TorchClassifier(SceneClassifier):
 
     @property
     def extra_metrics(self) -> dict:
-        extra = {"total_params": self.total_params}
+        extra: dict[str, float] = {"total_params": self.total_params}
         if self.found_lr is not None:
             extra["found_lr"] = self.found_lr
         return extra
@@ -278,7 +278,7 @@ def build_optimizer(model: nn.Module, config: dict, lr: float) -> torch.optim.Op
     params = [p for p in model.parameters() if p.requires_grad]
     decay = float(config.get("weight_decay", 0.0))
     momentum = float(config.get("momentum", 0.0))
-    fast = {"fused": True} if name in FUSED_OPTIMIZERS else {}  # others: torch picks foreach on GPU
+    fast: dict = {"fused": True} if name in FUSED_OPTIMIZERS else {}  # others: torch picks foreach on GPU
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=decay, **fast)
     if name == "adamw":

@@ -83,5 +83,6 @@ def hidden_features(net: TorchClassifier, images: np.ndarray, layer: int) -> np.
     chunks = []
     for start in range(0, len(tensor), _FEATURE_BATCH):
         x = net.to_input(tensor[start : start + _FEATURE_BATCH].to(device))
-        chunks.append(net.model.features(x, layer).float().cpu())
+        features = net.model.features  # MLP.features (torch types net.model as Module)
+        chunks.append(features(x, layer).float().cpu())  # type: ignore[operator]
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), np.float32)

@@ -73,7 +73,8 @@ class PatchBoVW(Staged):
 
     def descriptors(self, images: np.ndarray) -> DescriptorSet:
         """One descriptor per dense patch: its hidden activations, placed at the patch centre."""
-        per_image, positions = [], []
+        per_image: list = []
+        positions: list = []
         for start in range(0, len(images), _IMAGES_PER_CHUNK):
             patches, centres = extract_patches(images[start : start + _IMAGES_PER_CHUNK], self.patch, self.stride)
             count, k = patches.shape[:2]
