@@ -89,3 +89,21 @@ def test_live_progress_line_is_rewritten_in_place_and_cleared_before_an_event(co
 @pytest.mark.parametrize(("level", "verbose"), [("quiet", 0), ("default", 0), ("verbose", 1)])
 def test_tunes_own_tables_only_when_verbose(level, verbose):
     assert tune_verbosity(level) == verbose
+
+
+@pytest.mark.parametrize(
+    ("flags", "output"),
+    [([], "default"), (["--verbose"], "verbose"), (["--quiet"], "quiet")],
+)
+def test_sweep_and_resume_take_one_loudness_flag(flags, output):
+    from orchestrator import build_parser
+
+    assert build_parser().parse_args(["sweep", *flags]).output == output
+    assert build_parser().parse_args(["resume", "s1", *flags]).output == output
+
+
+def test_verbose_and_quiet_exclude_each_other():
+    from orchestrator import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sweep", "--verbose", "--quiet"])
