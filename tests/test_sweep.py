@@ -62,7 +62,7 @@ def test_sweep_on_a_local_store_records_every_trial(local_sweep, demo_dataset):
     for run in finished:
         assert run.data.tags["mlflow.source.name"] == "scenesweep" and "mlflow.source.git.commit" in run.data.tags
         (data,) = run.inputs.dataset_inputs
-        assert data.dataset.digest == demo_dataset.fingerprint and data.dataset.name == "demo"
+        assert data.dataset.digest == parent.data.params["data_fingerprint"] and data.dataset.name == "demo"
         model = client.get_logged_model(run.data.tags["scenesweep.model_uri"].removeprefix("models:/"))
         assert model.name == run.info.run_name  # named after its trial, e.g. tinynet_ab12cd34
         assert model.tags["mlflow.source.name"] == "scenesweep"
