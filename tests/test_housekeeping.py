@@ -91,7 +91,6 @@ def test_status_tells_a_sweep_whose_driver_is_gone_from_a_running_one(workdir):
         ["status", "nope"],
         ["best", "nope"],
         ["predict", "x.jpg", "--model", "models:/scenesweep-tinynet@champion"],
-        ["ui"],
     ],
     ids=lambda args: args[0],
 )

@@ -27,12 +27,11 @@ def experiment_page(base: str, experiment_id: str) -> str:
 
 
 def run_ui(uri: str, *, host: str, port: int) -> int:
-    from tracking.runs import is_local_store, require_store
+    from tracking.runs import is_local_store
 
     if not is_local_store(uri):
         print(f"The tracking server serves its own UI: open {uri}")
         return 0
-    require_store(uri)
     command = [
         sys.executable,
         "-m",
