@@ -33,13 +33,15 @@ lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# What the cluster tests need from the OS: PostgreSQL's server (the MLflow backend store) and
-# Debian's docker-compose (validates docker-compose.yml). Installed with apt when missing and run as
-# root (CI); otherwise the tests that need them skip and say why (under CI=true they fail).
+# What the cluster and browser tests need from the OS: PostgreSQL's server (the MLflow backend store),
+# Debian's docker-compose (validates docker-compose.yml) and Chromium (tests/test_browser.py renders the
+# MLflow UI and optuna-dashboard headless). Installed with apt when missing and run as root (CI);
+# otherwise the tests that need them skip and say why (under CI=true they fail).
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing"; \

@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 "--tracking-uri",
                 default=None,
-                help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)",
+                help="MLflow tracking URI (default: the one the sweep ran with when run beside its ./sweeps; "
+                "else $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)"
+                if sweep_arg
+                else "MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db)",
             )
         return sub
 
@@ -163,10 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
             **extra,
         )
     _add_cluster_flags(sweep, address_default=os.environ.get("RAY_ADDRESS"))
+    _add_output_flags(sweep)
 
     resume = command("resume", cmd_resume, "finish an interrupted sweep, searcher state included", sweep_arg=True)
     _add_cluster_flags(resume, address_default=None)
+    _add_output_flags(resume)
 
+    command("list", cmd_list, "every sweep in the tracking store: family, state, trials, best, start time")
     command("status", cmd_status, "a sweep's trials, from MLflow", sweep_arg=True)
 
     best = command("best", cmd_best, "a sweep's best trial(s), from MLflow", sweep_arg=True)
@@ -203,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="move the alias even when its current version is better on the same data"
     )
 
-    model_help = "models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/model or a model folder"
+    model_help = "models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/TRIAL_NAME or a model folder"
     predict = command("predict", cmd_predict, "classify image files or folders with a registered model")
     predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     predict.add_argument("--model", required=True, help=model_help)
@@ -221,10 +227,34 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", required=True, help="where to write the heat map (PNG, the image's size)")
     explain.add_argument("--class", dest="target", default=None, help="explain this class instead of the predicted one")
 
+    dashboard = command(
+        "dashboard",
+        cmd_dashboard,
+        "optuna-dashboard on a sweep's study, during the sweep and after (127.0.0.1; SSH-tunnel to it)",
+        sweep_arg=True,
+    )
+    dashboard.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
+    dashboard.add_argument("--storage", default="sweeps", help="where the sweep's state is (default ./sweeps)")
+
     ui = command("ui", cmd_ui, "open the MLflow UI on the tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     ui.add_argument("--port", type=int, default=5000)
     return parser
+
+
+def _add_output_flags(parser) -> None:
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "--verbose",
+        dest="output",
+        action="store_const",
+        const="verbose",
+        default="default",
+        help="Ray Tune's own tables and the workers' output instead of one line per trial event",
+    )
+    loudness.add_argument(
+        "--quiet", dest="output", action="store_const", const="quiet", help="only the closing summary (for scripts)"
+    )
 
 
 def _add_cluster_flags(parser, *, address_default: str | None) -> None:
@@ -264,13 +294,21 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 def cmd_sweep(args) -> int:
     from sweep.run import start_sweep
 
-    return start_sweep(spec_from_args(args))
+    return start_sweep(spec_from_args(args), output=args.output)
 
 
 def cmd_resume(args) -> int:
     from sweep.run import run_sweep
 
-    return run_sweep(load_spec(args.storage, args.sweep, address=args.address, uri=args.tracking_uri), resume=True)
+    spec = load_spec(args.storage, args.sweep, address=args.address, uri=args.tracking_uri)
+    return run_sweep(spec, resume=True, output=args.output)
+
+
+def cmd_list(args) -> int:
+    from sweep.results import list_report
+
+    print(list_report(args.tracking_uri))
+    return 0
 
 
 def cmd_status(args) -> int:
@@ -370,6 +408,12 @@ def cmd_explain(args) -> int:
     image = read_explain_inputs(image_path, out)  # before the model loads
     print(explain_image(image, image_path, out, _open_model(args), model_uri=args.model, target=args.target))
     return 0
+
+
+def cmd_dashboard(args) -> int:
+    from sweep.dashboard import run_dashboard
+
+    return run_dashboard(args.sweep, uri=args.tracking_uri, storage=args.storage, port=args.port)
 
 
 def cmd_ui(args) -> int:

@@ -1,4 +1,4 @@
-"""Log a fitted classifier as the trial's MLflow pyfunc model named `model`, and load one back by URI.
+"""Log a fitted classifier as the trial's MLflow pyfunc model (named after the trial), and load one back by URI.
 
 The model is self-contained: the `serving`, `trainables` and `search_spaces` packages (which the
 classifiers import their constants from) travel as code, the
@@ -29,13 +29,22 @@ from tracking.uris import masked
 from trainables.core.classifier import SceneClassifier
 from trainables.core.images import encode_png
 
-MODEL_NAME = "model"
+MODEL_NAME = "model"  # the logged model's name when the caller gives none
 _REQUIREMENTS = ("mlflow", "numpy", "pandas", "opencv-contrib-python-headless", "scikit-learn", "torch", "torchvision")
 
 
-def log_classifier(run_id: str, classifier: SceneClassifier, example_images: np.ndarray, *, experiment_id: str):
-    """Log `classifier` under run `run_id` (of experiment `experiment_id`); returns MLflow's ModelInfo
-    (model_uri, model_id)."""
+def log_classifier(
+    run_id: str,
+    classifier: SceneClassifier,
+    example_images: np.ndarray,
+    *,
+    experiment_id: str,
+    name: str = MODEL_NAME,
+    tags: dict | None = None,
+):
+    """Log `classifier` under run `run_id` (of experiment `experiment_id`) as model `name`; returns
+    MLflow's ModelInfo (model_uri, model_id). `tags` override the worker's own context (MLflow would
+    say the model was logged from Ray's default_worker.py)."""
     import mlflow
     from mlflow.models import Model, ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -57,7 +66,8 @@ def log_classifier(run_id: str, classifier: SceneClassifier, example_images: np.
         try:
             return Model.log(
                 artifact_path=None,
-                name=MODEL_NAME,
+                name=name,
+                tags=tags,
                 flavor=mlflow.pyfunc,
                 run_id=run_id,
                 python_model=str(Path(serving.__file__).parent / "pyfunc_entry.py"),
@@ -82,7 +92,7 @@ def pinned_requirements() -> list[str]:
 
 
 def load_model(uri: str, *, tracking_uri: str):
-    """Load a pyfunc model (`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `runs:/RUN/model`, a folder).
+    """Load a pyfunc model (`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `runs:/RUN/TRIAL_NAME`, a folder).
 
     Torch weights load onto the CPU when no GPU is present (see TorchClassifier.load_state).
     """
@@ -95,7 +105,7 @@ def load_model(uri: str, *, tracking_uri: str):
     if "://" not in uri and ":/" not in uri and not os.path.exists(uri):
         raise RegistryError(
             f"--model {uri!r} is neither a model URI nor a folder; "
-            "use models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/model or a model folder"
+            "use models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/TRIAL_NAME or a model folder"
         )
     try:
         return mlflow.pyfunc.load_model(uri)
@@ -118,8 +128,9 @@ def scene_classifier(model):
 
 def open_model(uri: str, *, tracking_uri: str):
     """load_model, after checking the tracking store where the URI lives in it."""
-    from tracking.runs import check_tracking
+    from tracking.runs import check_tracking, require_existing_store
 
     if uri.startswith(("models:/", "runs:/")):
+        require_existing_store(tracking_uri)
         check_tracking(tracking_uri)
     return load_model(uri, tracking_uri=tracking_uri)

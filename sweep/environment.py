@@ -12,6 +12,11 @@ DEFAULTS = {
     "RAY_DEDUP_LOGS": "1",
     "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # No CSV/JSON/TensorBoard result files per trial (and no TensorBoard hint): MLflow has every result.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Tune's older output engine is the one that stays silent at verbose=0 (the newer one prints a
+    # configuration table whatever the verbosity); sweep.console prints the trial events instead.
+    "RAY_AIR_NEW_OUTPUT": "0",
     # A tracking-server outage is ridden out: each MLflow HTTP call retries with exponential backoff
     # (0, 4, 8, ... capped at 120 s; about 4 minutes in all), then fails the trial, which Tune retries.
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "7",

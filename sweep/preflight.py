@@ -26,13 +26,17 @@ PROJECT_PACKAGES = ("search_spaces", "trainables", "tracking", "serving")
 _ROOT = Path(__file__).resolve().parents[1]
 
 
-def connect_ray(spec: SweepSpec) -> None:
+def connect_ray(spec: SweepSpec, *, verbose: bool = True) -> None:
     """Join the cluster at `spec.address` (checked first), or start the embedded Ray; then check that
-    a trial's resource request fits on some node. UsageError (exit 2) when either fails."""
+    a trial's resource request fits on some node. UsageError (exit 2) when either fails. The workers'
+    own output reaches this terminal only when `verbose` (a trial's failure reaches it through its run
+    and the console either way)."""
     import logging
 
+    import optuna
     import ray
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory ..."
     if not ray.is_initialized():
         if spec.address and spec.address != "local":  # "local": Ray starts one here, as embedded
             check_address(spec.address)
@@ -40,9 +44,12 @@ def connect_ray(spec: SweepSpec) -> None:
                 address=spec.address,
                 logging_level=logging.WARNING,
                 runtime_env=runtime_environment(),
+                log_to_driver=verbose,
             )
         else:
-            ray.init(include_dashboard=False, logging_level=logging.WARNING, configure_logging=True)
+            ray.init(
+                include_dashboard=False, logging_level=logging.WARNING, configure_logging=True, log_to_driver=verbose
+            )
     check_resources(spec, [node["Resources"] for node in ray.nodes() if node.get("Alive")])
 
 

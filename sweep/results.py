@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sweep.spec import UsageError, tracking_uri
-from trainables.families import Family, get_family
+from sweep.spec import UsageError, sweep_tracking_uri, tracking_flag, tracking_uri
+from trainables.families import FAMILIES, Family, get_family
 
 if TYPE_CHECKING:
     from tracking.summary import SweepSummary
@@ -24,18 +24,21 @@ class SweepRecord:
 def load_sweep(sweep: str, uri: str | None, metric: str | None = None) -> SweepRecord:
     from mlflow.tracking import MlflowClient
 
-    from tracking.runs import check_tracking, find_sweep_run, require_existing_store, target_from_run
+    from tracking.runs import TrackingError, check_tracking, find_sweep_run, require_existing_store, target_from_run
     from tracking.summary import metric_mode, summarise
     from tracking.uris import masked
 
-    uri = tracking_uri(uri)
+    uri = sweep_tracking_uri(sweep, uri)
+    try:
+        require_existing_store(uri)
+    except TrackingError as exc:
+        raise UsageError(f"no sweep named {sweep!r}: {exc}") from None
     check_tracking(uri)
-    require_existing_store(uri)
     client = MlflowClient(uri)
     run = find_sweep_run(client, sweep)
     if run is None:
         raise UsageError(
-            f"no sweep named {sweep!r} in {masked(uri)}; list sweeps in the MLflow UI or pass --tracking-uri"
+            f"no sweep named {sweep!r} in {masked(uri)}; list the sweeps there with: scenesweep list{tracking_flag(uri)}"
         )
     target = target_from_run(run)
     try:
@@ -50,14 +53,17 @@ def load_sweep(sweep: str, uri: str | None, metric: str | None = None) -> SweepR
 
 
 def status_report(sweep: str, uri: str | None) -> str:
+    from tracking.live import driver_gone, duration
     from tracking.summary import format_failures, format_table
 
     record = load_sweep(sweep, uri)
     family, summary, run = record.family, record.summary, record.run
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(summary.counts().items()))
+    state = run.info.status
+    if state == "RUNNING" and (silent := driver_gone(run.data.tags)) is not None:
+        state = f"RUNNING but its driver is gone: no heartbeat for {duration(silent)}; continue it with: scenesweep resume {sweep}"
     lines = [
-        f"sweep {sweep} ({family.name}, run {run.info.run_id}, {run.info.status}): "
-        f"{len(summary.rows)} trials ({counts})",
+        f"sweep {sweep} ({family.name}, run {run.info.run_id}, {state}): {len(summary.rows)} trials ({counts})",
         format_table(summary.rows, metric=family.metric),
     ]
     if failures := format_failures(summary.rows):
@@ -90,7 +96,10 @@ def _clock(seconds: float) -> str:
 def best_report(
     sweep: str, uri: str | None, *, metric: str | None, top: int, params: str | None, pareto: bool = False
 ) -> str:
+    from mlflow.tracking import MlflowClient
+
     from search_spaces import parameter_distributions
+    from tracking.study_plots import importance_order
     from tracking.summary import format_table, varying_params
 
     if top < 1:
@@ -105,7 +114,10 @@ def best_report(
     if params:
         key_params = [name.strip() for name in params.split(",") if name.strip()]
     else:
-        key_params = varying_params(summary.finished, order=parameter_distributions(family.space))
+        # Most important first (the parent run's fANOVA ranking), then the space's declaration order.
+        order = [*importance_order(MlflowClient(record.tracking_uri), record.run.info.run_id)]
+        order += [name for name in parameter_distributions(family.space) if name not in order]
+        key_params = varying_params(summary.finished, order=order)
     best = ranked[0]
     return "\n".join(
         [
@@ -116,7 +128,8 @@ def best_report(
             "config: " + json.dumps(best.config, sort_keys=True),
             f"model: {best.model_uri}",
             f"promote it: scenesweep promote {sweep}"
-            + (f" --metric {summary.metric}" if summary.metric != family.metric else ""),
+            + (f" --metric {summary.metric}" if summary.metric != family.metric else "")
+            + tracking_flag(record.tracking_uri),
         ]
     )
 
@@ -177,3 +190,45 @@ def promote_best(
         lines.append(f"note: {result.note}")
     lines.append(result.uri)
     return "\n".join(lines)
+
+
+def list_report(uri: str | None) -> str:
+    """Every sweep in the store, newest first: family, state, trials, best, start time."""
+    import datetime
+
+    from mlflow.tracking import MlflowClient
+
+    from tracking.live import TAG_PROGRESS, driver_gone
+    from tracking.runs import TAG_FAMILY, TAG_SWEEP, check_tracking, require_existing_store, sweep_runs
+
+    uri = tracking_uri(uri)
+    require_existing_store(uri)
+    check_tracking(uri)
+    runs = sweep_runs(MlflowClient(uri))
+    if not runs:
+        return f"no sweeps in {uri}; start one with: scenesweep sweep{tracking_flag(uri)}"
+    header = ["sweep", "family", "state", "trials", "best", "started"]
+    lines = []
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        family = tags.get(TAG_FAMILY, "")
+        state = run.info.status
+        if state == "RUNNING" and driver_gone(tags) is not None:
+            state = "DRIVER GONE"
+        trials = tags.get("scenesweep.trials") or tags.get(TAG_PROGRESS, "").split(";")[0]
+        metric = FAMILIES[family].metric if family in FAMILIES else ""
+        best = metrics.get(f"best_{metric}")
+        started = datetime.datetime.fromtimestamp(run.info.start_time / 1000).strftime("%Y-%m-%d %H:%M")
+        lines.append(
+            [
+                tags.get(TAG_SWEEP, run.info.run_name),
+                family,
+                state,
+                trials,
+                f"{metric} {best:.4f}" if best else "",
+                started,
+            ]
+        )
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
+    render = lambda values: "  ".join(str(v).ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    return "\n".join([render(header), *map(render, lines)])

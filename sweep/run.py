@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from sweep.environment import configure_environment
 from sweep.preflight import connect_ray
-from sweep.spec import SPEC_FILE, SweepSpec, UsageError, tracking_uri
+from sweep.spec import SPEC_FILE, SweepSpec, UsageError, tracking_flag
 from trainables.families import Family
 
 EXIT_INTERRUPTED = 130
 
 
-def start_sweep(spec: SweepSpec) -> int:
+def start_sweep(spec: SweepSpec, *, output: str = "default") -> int:
     """A new sweep; refuses a name that already has state in the storage folder."""
     if (spec.sweep_dir / SPEC_FILE).exists():
         raise UsageError(
@@ -25,15 +24,18 @@ def start_sweep(spec: SweepSpec) -> int:
     from sweep.warm_start import check_warm_start
 
     check_warm_start(spec.warm_start, storage=spec.storage, family=spec.family)
-    return run_sweep(spec, resume=False)
+    return run_sweep(spec, resume=False, output=output)
 
 
-def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
-    """Run (or resume) the sweep; returns the CLI's exit code."""
+def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
+    """Run (or resume) the sweep; returns the CLI's exit code. `output`: quiet, default or verbose
+    (sweep.console)."""
     from mlflow.tracking import MlflowClient
 
+    from sweep.console import QUIET, VERBOSE, tune_verbosity
     from sweep.tuner import build_tuner, restored_trial_ids
     from tracking.callback import TrialRunCloser
+    from tracking.provenance import log_dataset
     from tracking.reconcile import close_lost_trial_runs, name_replacements
     from tracking.runs import check_tracking, closed_on_failure, get_or_create_experiment, start_sweep_run
     from trainables.core.data import check_data_spec, load_dataset
@@ -42,11 +44,13 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
     family = spec.family_entry
     check_tracking(spec.tracking_uri)
     check_data_spec(spec.data)
-    connect_ray(spec)  # before anything is written: an unreachable or unfit cluster is a usage error
+    # Before anything is written: an unreachable or unfit cluster is a usage error.
+    connect_ray(spec, verbose=output == VERBOSE)
     dataset = load_dataset(spec.data)
-    print(f"scenesweep: {spec.name}: {family.name} on {spec.data.source} ({dataset.summary()})")
+    if output != QUIET:
+        print(f"scenesweep: {spec.name}: {family.name} on {spec.data.source} ({dataset.summary()})")
     client = MlflowClient(spec.tracking_uri)
-    experiment_id = get_or_create_experiment(client, spec.experiment, spec.tracking_uri)
+    experiment_id = get_or_create_experiment(client, spec.experiment, spec.tracking_uri, family=family.name)
     target = start_sweep_run(
         client,
         uri=spec.tracking_uri,
@@ -57,13 +61,25 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
         params={**spec.tracking_params(), "data_fingerprint": dataset.fingerprint},
     )
     with closed_on_failure(client, target):  # from here on, the parent run never stays RUNNING
+        log_dataset(
+            client,
+            target.parent_run_id,
+            source=spec.data.source,
+            digest=dataset.fingerprint,
+            profile={"summary": dataset.summary()},
+        )
         spec.save()
-        _hide_tune_resume_hint()
+        _quiet_tune_logs()
         closer = TrialRunCloser(target)
+        watchers: list = [sweep_progress(spec, family, client, target, dataset, resume=resume)]
+        if output not in (QUIET, VERBOSE):
+            watchers.append(trial_console(spec, family, target))
         known: set[str] = set()
         lost: list[str] = []
         try:
-            tuner = build_tuner(spec, family, dataset, closer, resume=resume)
+            tuner = build_tuner(
+                spec, family, dataset, closer, resume=resume, callbacks=tuple(watchers), verbose=tune_verbosity(output)
+            )
             if resume:  # runs of trials the restored state never knew were lost with the last driver
                 known = restored_trial_ids(str(spec.sweep_dir))
                 lost = close_lost_trial_runs(client, target, known=known)
@@ -84,13 +100,59 @@ def run_sweep(spec: SweepSpec, *, resume: bool) -> int:
         name_replacements(client, target, lost=lost, known=known)
         code = finish(spec, family, client, target, interrupted=interrupted)
     if code == 0:
+        print(_log_study_plots(family, client, target))
         _log_gradcam(spec, client, target, dataset)
+        print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri, target)}")
     return code
 
 
-def _hide_tune_resume_hint() -> None:
-    """Tune's own 'Resume experiment with: Tuner.restore(...)' would mislead; finish() names the command."""
+def trial_console(spec: SweepSpec, family: Family, target):
+    """One line per trial event, the failure reason read from the trial's run."""
+    from mlflow.tracking import MlflowClient
+
+    from sweep.console import TrialConsole
+    from tracking.runs import TAG_ERROR, find_trial_run
+
+    def error_of(trial_id: str) -> str:
+        run = find_trial_run(MlflowClient(target.uri), target, trial_id)
+        return run.data.tags.get(TAG_ERROR, "") if run is not None else ""
+
+    return TrialConsole(
+        metric=family.metric, mode=family.mode, samples=spec.samples, max_epochs=spec.epochs, error_of=error_of
+    )
+
+
+def sweep_progress(spec: SweepSpec, family: Family, client, target, dataset, *, resume: bool):
+    """The parent run kept current as trials end (tracking.live); a resumed sweep counts on from
+    the trials its runs already recorded."""
+    import shlex
+
+    from search_spaces import parameter_distributions
+    from tracking.live import SweepAbout, SweepProgress
+    from tracking.summary import summarise
+
+    searched = [name for name in parameter_distributions(family.space) if name not in spec.fixed]
+    pins = ", ".join(f"{k}={v}" for k, v in sorted(spec.fixed.items()))
+    about = SweepAbout(
+        command="scenesweep " + shlex.join(sys.argv[1:]),
+        data=f"`{spec.data.source}` ({dataset.summary()}; fingerprint `{dataset.fingerprint}`)",
+        space=f"{family.name}, {spec.search} over {len(searched)} parameters ({', '.join(searched)})"
+        + (f"; pinned {pins}" if pins else ""),
+        budget=f"{spec.samples} trials of up to {spec.epochs} epochs"
+        + (f", {spec.trial_timeout:g} s of training per trial" if spec.trial_timeout else ""),
+    )
+    progress = SweepProgress(target, metric=family.metric, mode=family.mode, about=about)
+    if resume:
+        progress.seed(summarise(client, target, metric=family.metric, mode=family.mode).rows)
+    return progress
+
+
+def _quiet_tune_logs() -> None:
+    """Tune's own 'Resume experiment with: Tuner.restore(...)' would mislead (finish() names the
+    command), and its result grid misses the per-trial result files that MLflow makes redundant."""
     import logging
+
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
     class Hide(logging.Filter):
         def filter(self, record):
@@ -134,8 +196,27 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
     )
     print("config: " + json.dumps(best.config, sort_keys=True))
     print(f"model: {best.model_uri}")
-    print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri)}")
     return 0
+
+
+def _log_study_plots(family: Family, client, target) -> str:
+    """The study's plots on the parent run (tracking.study_plots); never fatal, the sweep is recorded."""
+    from search_spaces import parameter_distributions
+    from tracking.study_plots import log_study_plots, study_from_rows, trial_curves
+    from tracking.summary import summarise
+
+    try:
+        summary = summarise(client, target, metric=family.metric, mode=family.mode)
+        study = study_from_rows(
+            summary.rows,
+            metric=family.metric,
+            mode=family.mode,
+            distributions=parameter_distributions(family.space),
+            curves=trial_curves(client, summary.rows, metric=family.metric),
+        )
+        return "Study plots (" + log_study_plots(client, target.parent_run_id, study, metric=family.metric).line() + ")"
+    except Exception as exc:  # noqa: BLE001
+        return f"scenesweep: warning: no study plots: {type(exc).__name__}: {exc}"
 
 
 def _log_gradcam(spec: SweepSpec, client, target, dataset) -> None:
@@ -153,11 +234,15 @@ def _log_gradcam(spec: SweepSpec, client, target, dataset) -> None:
         print(f"Grad-CAM of the best trial: {GRADCAM_FILE} in run {run_id}")
 
 
-def ui_hint(uri: str) -> str:
-    """How to open the MLflow UI on `uri`: the server itself, or `scenesweep ui` for a local store."""
+def ui_hint(uri: str, target=None) -> str:
+    """How to see the sweep's parent run: its page on the server, or `scenesweep ui` for a local
+    store and then the page it serves."""
+    from tracking.ui import DEFAULT_PORT, run_page
     from tracking.uris import is_local_store, masked
 
     if not is_local_store(uri):
-        return masked(uri)
-    default = tracking_uri(None) if "MLFLOW_TRACKING_URI" not in os.environ else None
-    return "scenesweep ui" + ("" if uri == default else f" --tracking-uri {masked(uri)}")
+        return run_page(uri, target) if target else masked(uri)
+    command = "scenesweep ui" + tracking_flag(uri)
+    if target is None:
+        return command
+    return f"{command}, then open {run_page(f'http://127.0.0.1:{DEFAULT_PORT}', target)}"

@@ -240,6 +240,26 @@ def is_local_address(address: str) -> bool:
     return host in ("", "auto", "local", "localhost", "127.0.0.1")
 
 
+def sweep_tracking_uri(sweep: str, uri: str | None, *, storage: str = "sweeps") -> str:
+    """--tracking-uri; else, beside the sweep's storage, the URI it was run with (its saved spec); else
+    the default (tracking_uri)."""
+    if uri:
+        return tracking_uri(uri)
+    spec_file = Path(storage) / sweep / SPEC_FILE
+    try:
+        saved = json.loads(spec_file.read_text()).get("tracking_uri") if spec_file.is_file() else None
+    except (OSError, ValueError):
+        saved = None
+    return saved or tracking_uri(None)
+
+
+def tracking_flag(uri: str) -> str:
+    """` --tracking-uri URI` where a pasted command could look in another store (a non-default URI,
+    or one that came from $MLFLOW_TRACKING_URI, which another shell may lack); else ""."""
+    default = tracking_uri(None) if "MLFLOW_TRACKING_URI" not in os.environ else None
+    return "" if uri == default else f" --tracking-uri {without_credentials(uri)}"
+
+
 def tracking_uri(uri: str | None) -> str:
     from tracking.uris import resolve_tracking_uri
 

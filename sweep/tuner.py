@@ -16,8 +16,17 @@ if TYPE_CHECKING:
 
 
 def build_tuner(
-    spec: SweepSpec, family: Family, dataset: Dataset, closer: TrialRunCloser, *, resume: bool
+    spec: SweepSpec,
+    family: Family,
+    dataset: Dataset,
+    closer: TrialRunCloser,
+    *,
+    resume: bool,
+    callbacks: tuple = (),
+    verbose: int = 1,
 ) -> tune.Tuner:
+    """The sweep's Tuner; `callbacks` watch it beside `closer` (the terminal, the parent run),
+    `verbose` is Tune's own output (0: none of its tables)."""
     import ray
     from mlflow.tracking import MlflowClient
     from ray import tune
@@ -42,6 +51,7 @@ def build_tuner(
         options={"cache_dir": spec.data.cache_dir, **spec.options},
         time_limit=spec.trial_timeout,
         chance_stop=spec.chance_stop,
+        data_source=spec.data.source,
     )
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, settings=settings),
@@ -55,7 +65,9 @@ def build_tuner(
     if resume and tune.Tuner.can_restore(path):
         print(f"scenesweep: resuming {spec.name}: {restored_search(spec)}")
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
-        tuner._local_tuner.get_run_config().callbacks = [closer]  # type: ignore[union-attr]  # the tracking URI may have moved
+        run_config = tuner._local_tuner.get_run_config()  # type: ignore[union-attr]
+        run_config.callbacks = [closer, *callbacks]  # the tracking URI may have moved
+        run_config.verbose = verbose
         return tuner
     if resume:
         print(f"scenesweep: resuming {spec.name}: no Tune state was saved yet; starting its search over")
@@ -113,8 +125,8 @@ def build_tuner(
             storage_path=spec.storage,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[closer],
-            verbose=1,
+            callbacks=[closer, *callbacks],
+            verbose=verbose,
         ),
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -13,8 +12,16 @@ from mlflow.tracking import MlflowClient
 
 from trainables.core.images import encode_png
 
-TRIAL_ARTIFACTS = {"confusion_matrix.png", "classification_report.json", "test_predictions.csv"}
-SWEEP_ARTIFACTS = {"trials.csv", "best_trial.json", "optimisation_history.png"}
+TRIAL_ARTIFACTS = {"confusion_matrix.png", "classification_report.json", "test_predictions.json"}
+SWEEP_ARTIFACTS = {"trials.csv", "best_trial.json", "study"}
+
+
+def logged_predictions(client: MlflowClient, run_id: str) -> pd.DataFrame:
+    """The trial's test predictions, logged as an MLflow table (image, true, predicted, probability)."""
+    path = client.download_artifacts(run_id, "test_predictions.json")
+    return pd.read_json(path, orient="split")
+
+
 STAGED_MLP_MODES = {"deep_features_svm", "patches", "patch_bovw"}
 
 
@@ -82,9 +89,7 @@ def assert_model_matches_logged_predictions(uri: str, client, run, dataset) -> N
     probabilities = model.predict(frame)
     assert list(probabilities.columns) == list(dataset.class_names)
     assert np.allclose(probabilities.to_numpy().sum(axis=1), 1.0, atol=1e-4)
-    logged = Path(client.download_artifacts(run.info.run_id, "test_predictions.csv"))
-    with open(logged) as handle:
-        expected = [row["predicted"] for row in csv.DictReader(handle)]
+    expected = list(logged_predictions(client, run.info.run_id)["predicted"])
     predicted = [dataset.class_names[i] for i in probabilities.to_numpy().argmax(axis=1)]
     agreement = np.mean([a == b for a, b in zip(predicted, expected)])
     assert agreement == 1.0, agreement

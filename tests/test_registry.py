@@ -4,7 +4,6 @@ explain, and the Grad-CAM logged at the end of a sweep."""
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import os
 import signal
@@ -20,6 +19,7 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, free_port, run_cli, wait_for_http
+from tests.sweep_checks import logged_predictions
 from tests.test_sweep import SMALL
 from trainables.core.images import encode_png
 
@@ -37,10 +37,9 @@ class Sweep:
     best: object  # its best trial's run
 
     def logged_predictions(self) -> dict[str, str]:
-        """image name -> class, from the best trial's test_predictions.csv."""
-        path = Path(self.client.download_artifacts(self.best.info.run_id, "test_predictions.csv"))
-        with open(path) as handle:
-            return {row["image"]: row["predicted"] for row in csv.DictReader(handle)}
+        """image name -> class, from the best trial's test predictions table."""
+        table = logged_predictions(self.client, self.best.info.run_id)
+        return dict(zip(table["image"], table["predicted"]))
 
 
 def run_sweep(name: str, *args: str, uri: str, cwd: Path) -> Sweep:

@@ -55,7 +55,50 @@ def test_sweep_on_a_local_store_records_every_trial(local_sweep, demo_dataset):
     )
     assert (workdir / "mlartifacts").is_dir() and (workdir / "sweeps" / "demo-sqlite" / "scenesweep.json").exists()
     assert "Best trial" in result.stdout and "scenesweep ui" in result.stdout
+    link = f"#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+    assert link in result.stdout  # straight to the parent run, not the GenAI overview
+    assert client.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     assert_model_matches_logged_predictions(uri, client, finished[0], demo_dataset)
+    for run in finished:
+        assert run.data.tags["mlflow.source.name"] == "scenesweep" and "mlflow.source.git.commit" in run.data.tags
+        (data,) = run.inputs.dataset_inputs
+        assert data.dataset.digest == parent.data.params["data_fingerprint"] and data.dataset.name == "demo"
+        model = client.get_logged_model(run.data.tags["scenesweep.model_uri"].removeprefix("models:/"))
+        assert model.name == run.info.run_name  # named after its trial, e.g. tinynet_ab12cd34
+        assert model.tags["mlflow.source.name"] == "scenesweep"
+        assert "system/cpu_utilization_percentage" in run.data.metrics
+
+
+def test_default_terminal_output_is_one_line_per_trial_event_and_ends_with_the_best_and_a_link(local_sweep):
+    workdir, result = local_sweep
+    lines = result.stdout.splitlines()
+    # 4 trials: a start and an end line each, the table of the finished ones and the closing lines.
+    assert len(lines) <= 4 * 2 + 4 + 12, result.stdout
+    assert "Configuration for experiment" not in result.stdout and "Trial name" not in result.stdout
+    for noise in ("tensorboard", "A new study created", "NumPy array is not writable", "SearchGenerator"):
+        assert noise not in result.stdout + result.stderr, noise
+    events = [line for line in lines if line.startswith("tinynet_")]
+    assert sum(" started" in line for line in events) == 4
+    assert sum(any(f"  {how} " in line for how in ("finished", "pruned", "failed")) for line in events) == 4
+    assert "[4/4 done" in events[-1]
+    assert "Best trial" in result.stdout and "#/experiments/" in lines[-2] + lines[-1]
+    sweep_dir = workdir / "sweeps" / "demo-sqlite"
+    for leftover in ("events.out.tfevents*", "progress.csv", "result.json"):
+        assert not list(sweep_dir.rglob(leftover)), leftover
+
+
+def test_parent_run_carries_progress_best_so_far_and_a_description(local_sweep):
+    workdir, _ = local_sweep
+    client, parent, children = sweep_runs(f"sqlite:///{workdir / 'mlruns.db'}", "demo-sqlite", "scenesweep-tinynet")
+    history = client.get_metric_history(parent.info.run_id, "best_val_accuracy")
+    steps = {m.step for m in history}
+    assert steps <= set(range(1, 5)) and max(steps) == 4  # step = trials ended
+    best = max(c.data.metrics["val_accuracy"] for c in children if c.info.status == "FINISHED")
+    assert max(m.value for m in history) == pytest.approx(best)
+    tags = parent.data.tags
+    assert ", 0 running; " in tags["scenesweep.progress"] and "scenesweep.heartbeat" in tags
+    note = tags["mlflow.note.content"]
+    assert "--name demo-sqlite" in note and "`demo`" in note and "| 1 | tinynet_" in note
 
 
 def test_status_and_best_read_the_sweep_back(local_sweep):
@@ -75,7 +118,10 @@ def test_trials_keep_to_their_cpus_and_record_their_own_overhead(local_sweep):
     _, _, children = sweep_runs(f"sqlite:///{workdir / 'mlruns.db'}", "demo-sqlite", "scenesweep-tinynet")
     finished = [c.data.metrics for c in children if c.info.status == "FINISHED"]
     assert finished
-    for metrics in finished:
+    for logged in finished:
+        # Timings and resource use sit under perf/, apart from accuracy and loss; fit_seconds does not.
+        assert "fit_seconds" in logged and "tune_seconds" not in logged
+        metrics = {k.removeprefix("perf/"): v for k, v in logged.items()}
         # 1 CPU per trial (the default), two trials at once on this 2-core box: each trains on one
         # thread inside its Ray worker and keeps about one core busy, never both.
         assert metrics["threads"] == 1

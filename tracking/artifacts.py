@@ -60,22 +60,6 @@ def learning_curves_png(history: dict[str, list[tuple[int, float]]], path: Path)
     return _save(fig, path)
 
 
-def optimisation_history_png(values: list[float], path: Path, *, metric: str, mode: str = "max") -> Path:
-    """Each finished trial's metric in start order, and the best so far."""
-    fig, ax = plt.subplots(figsize=(8, 4))
-    trials = np.arange(1, len(values) + 1)
-    if values:
-        best = np.maximum.accumulate(values) if mode == "max" else np.minimum.accumulate(values)
-        ax.scatter(trials, values, s=18, label=f"trial {metric}")
-        ax.step(trials, best, where="post", color="tab:red", label="best so far")
-        ax.legend()
-    ax.set_xlabel("trial (in start order)")
-    ax.set_ylabel(metric)
-    ax.set_title("Optimisation history")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
 def image_grid_png(
     images: list[np.ndarray], titles: list[str], path: Path, *, correct: list[bool] | None = None, title: str = ""
 ) -> Path:

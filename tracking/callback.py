@@ -61,7 +61,7 @@ class TrialRunCloser(Callback):
             self._close(trial.trial_id, status="KILLED", tags={TAG_PRUNED: "true"})
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._close(trial.trial_id, status="FAILED", tags={TAG_ERROR: _error_text(trial)})
+        self._close(trial.trial_id, status="FAILED", tags={TAG_ERROR: error_text(trial)})
 
     def _close(self, trial_id: str, *, status: str, tags: dict) -> None:
         client = MlflowClient(self.target.uri)
@@ -72,7 +72,7 @@ class TrialRunCloser(Callback):
             client.set_terminated(run.info.run_id, status=status)
 
 
-def _error_text(trial) -> str:
+def error_text(trial) -> str:
     try:
         error = trial.get_error()
     except Exception:  # noqa: BLE001 - the error file may be gone; the status still matters

@@ -139,16 +139,22 @@ def local_artifact_root(uri: str) -> str | None:
     return (base / DEFAULT_ARTIFACTS).resolve().as_uri()
 
 
-def get_or_create_experiment(client: MlflowClient, name: str, uri: str) -> str:
+def get_or_create_experiment(client: MlflowClient, name: str, uri: str, *, family: str = "") -> str:
+    """The experiment's id; a new one opens on its runs in the UI and says what it holds."""
+    from tracking.provenance import experiment_tags, mark_experiment
+
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             raise TrackingError(
                 f"experiment {name!r} is deleted in {masked(uri)}; restore it in the MLflow UI or pick another --experiment"
             )
+        mark_experiment(client, experiment.experiment_id, family=family)
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=local_artifact_root(uri))
+        return client.create_experiment(
+            name, artifact_location=local_artifact_root(uri), tags=experiment_tags(family=family)
+        )
     except MlflowException:
         # Another process created it between our lookup and create.
         experiment = client.get_experiment_by_name(name)
@@ -169,12 +175,16 @@ class SweepTarget:
     parent_run_id: str
     sweep: str
     family: str
+    source: tuple[tuple[str, str], ...] = ()  # the driver's mlflow.source.* tags, for the trials' runs
 
 
 def start_sweep_run(
     client: MlflowClient, *, uri: str, experiment_id: str, sweep: str, family: str, search: str, params: dict
 ) -> SweepTarget:
     """Create the sweep's parent run, or reopen it when the sweep is resumed."""
+    from tracking.provenance import source_tags
+
+    source = source_tags()
     existing = find_sweep_run(client, sweep, experiment_ids=[experiment_id])
     if existing is not None:
         client.update_run(existing.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
@@ -182,10 +192,30 @@ def start_sweep_run(
         if TAG_ERROR in existing.data.tags:  # how the last driver ended; this one starts clean
             client.delete_tag(run_id, TAG_ERROR)
     else:
-        tags = {TAG_SWEEP: sweep, TAG_FAMILY: family, TAG_SEARCH: search, TAG_ROLE: "sweep"}
+        tags = {TAG_SWEEP: sweep, TAG_FAMILY: family, TAG_SEARCH: search, TAG_ROLE: "sweep", **source}
         run_id = client.create_run(experiment_id, run_name=sweep, tags=tags).info.run_id
         log_params(client, run_id, params)
-    return SweepTarget(uri=uri, experiment_id=experiment_id, parent_run_id=run_id, sweep=sweep, family=family)
+    return SweepTarget(
+        uri=uri,
+        experiment_id=experiment_id,
+        parent_run_id=run_id,
+        sweep=sweep,
+        family=family,
+        source=tuple(sorted(source.items())),
+    )
+
+
+def sweep_runs(client: MlflowClient) -> list:
+    """Every sweep's parent run in the store, newest first."""
+    experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    if not experiment_ids:
+        return []
+    return client.search_runs(
+        experiment_ids,
+        filter_string=f"tags.`{TAG_ROLE}` = 'sweep'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
 
 
 @contextmanager
@@ -300,6 +330,7 @@ class TrialRun:
             TAG_FAMILY: target.family,
             TAG_ROLE: "trial",
             TAG_ATTEMPT: "1",
+            **dict(target.source),
         }
         run = client.create_run(target.experiment_id, run_name=trial_name, tags=tags)
         log_params(client, run.info.run_id, params)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from tracking.artifacts import optimisation_history_png, write_json
+from tracking.artifacts import write_json
 from tracking.runs import (
     TAG_ERROR,
     TAG_LOST,
@@ -106,13 +106,12 @@ def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: s
 
 
 def record_sweep_result(client: MlflowClient, target: SweepTarget, summary: SweepSummary, *, status: str) -> None:
-    """Write trials.csv, the best trial and the optimisation history onto the parent run; close it."""
+    """Write trials.csv and the best trial onto the parent run; close it (the study's plots follow:
+    tracking.study_plots)."""
     run_id = target.parent_run_id
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _write_trials_csv(summary, folder / "trials.csv")
-        values = [r.metrics[summary.metric] for r in summary.finished]
-        optimisation_history_png(values, folder / "optimisation_history.png", metric=summary.metric, mode=summary.mode)
         best = summary.best
         if best is not None:
             write_json(
@@ -133,7 +132,8 @@ def record_sweep_result(client: MlflowClient, target: SweepTarget, summary: Swee
         client.set_tag(run_id, TAG_BEST_RUN_ID, best.run_id)
         for key in dict.fromkeys((summary.metric, *SUMMARY_METRICS)):
             if key in best.metrics:
-                client.log_metric(run_id, f"best_{key}", best.metrics[key])
+                # Step = trials ended, as tracking.live logs the best so far while the sweep runs.
+                client.log_metric(run_id, f"best_{key}", best.metrics[key], step=len(summary.rows))
     client.set_terminated(run_id, status=status)
 
 

@@ -7,7 +7,6 @@ training, not a different code path.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import random
@@ -37,6 +36,7 @@ CHANCE_STOPPED = "chance_stopped"  # stopped itself at chance level (pruned)
 
 
 _UNRECORDED_OPTIONS = frozenset({"cache_dir"})  # where the decoded data is cached, not how it trains
+PREDICTIONS_TABLE = "test_predictions.json"  # an MLflow table: the run's Evaluation view shows it
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class TrialSettings:
     options: dict = field(default_factory=dict)  # sweep-wide, not searched: cache_dir, family flags
     time_limit: float | None = None  # seconds of training per trial attempt (--trial-timeout)
     chance_stop: bool = True  # stop a trial still at chance level after CHANCE_EPOCHS (--no-chance-stop)
+    data_source: str = "demo"  # --data as given: recorded as the run's dataset input
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
     from ray import tune
 
     from serving.models import log_classifier
+    from tracking.provenance import log_dataset, perf_named
     from tracking.runs import TAG_CHANCE_STOP, TAG_MODEL_URI, TAG_NODE, TAG_TIMED_OUT, TrialRun
+    from tracking.system_metrics import system_metrics
 
     started = time.perf_counter()
     family = settings.family
@@ -93,7 +96,15 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
         tune.report({**run.latest_metrics(), ALREADY_FINISHED: 1, TRIAL_COMPLETED: 1})
         return
-    run.set_tags({TAG_NODE: ray.util.get_node_ip_address(), **option_tags(settings.options)})
+    with stopwatch("tracking"):
+        run.set_tags({TAG_NODE: ray.util.get_node_ip_address(), **option_tags(settings.options)})
+        log_dataset(
+            run.client,
+            run.run_id,
+            source=settings.data_source,
+            digest=dataset.fingerprint,
+            profile={"summary": dataset.summary()},
+        )
     session = TrialSession(
         max_epochs=settings.max_epochs,
         run=run,
@@ -105,10 +116,11 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
         stopwatch=stopwatch,
         chance_level=1.0 / len(dataset.class_names) if settings.chance_stop else None,
     )
+    monitor = system_metrics(run.run_id, tracking_uri=target.uri)
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
         with stopwatch("tracking"):
-            run.log_metrics(outcome.metrics)
+            run.log_metrics(perf_named(outcome.metrics))
             with tempfile.TemporaryDirectory() as folder:
                 write_trial_artifacts(
                     Path(folder),
@@ -117,11 +129,17 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
                     curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS},
                 )
                 run.client.log_artifacts(run.run_id, folder)
+            run.client.log_table(run.run_id, data=predictions_table(outcome, dataset), artifact_file=PREDICTIONS_TABLE)
         with stopwatch("model_log"):
             model = log_classifier(
-                run.run_id, outcome.classifier, dataset.x_test[:2], experiment_id=target.experiment_id
+                run.run_id,
+                outcome.classifier,
+                dataset.x_test[:2],
+                experiment_id=target.experiment_id,
+                name=context.get_trial_name(),
+                tags=dict(target.source),
             )
-        overhead = {**stopwatch.metrics(), "trial_seconds": time.perf_counter() - started}
+        overhead = perf_named({**stopwatch.metrics(), "trial_seconds": time.perf_counter() - started})
         run.log(
             metrics=overhead,
             tags={TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})},
@@ -152,7 +170,9 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
     except BaseException as exc:
         run.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
         raise
-    final = {**outcome.metrics, **overhead, TRIAL_COMPLETED: 1}
+    finally:
+        monitor.stop()
+    final = {**perf_named(outcome.metrics), **overhead, TRIAL_COMPLETED: 1}
     if family.metric not in final and family.metric in session.history:
         final[family.metric] = session.history[family.metric][-1][1]
     session.send_final(final)
@@ -199,13 +219,22 @@ def write_trial_artifacts(folder: Path, outcome: TrialOutcome, dataset, *, curve
     write_json(outcome.test.report, folder / "classification_report.json")
     if any(curves.values()):
         learning_curves_png(curves, folder / "learning_curves.png")
-    with open(folder / "test_predictions.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "true", "predicted", "probability"])
-        for name, true, predicted, probs in zip(
-            dataset.test_names, dataset.y_test, outcome.test.predictions, outcome.test.probabilities
-        ):
-            writer.writerow([name, names[true], names[predicted], f"{probs[predicted]:.6f}"])
+
+
+def predictions_table(outcome: TrialOutcome, dataset):
+    """One row per test image: its file, true and predicted class, the prediction's probability."""
+    import pandas as pd
+
+    names = dataset.class_names
+    predicted = outcome.test.predictions
+    return pd.DataFrame(
+        {
+            "image": list(dataset.test_names),
+            "true": [names[i] for i in dataset.y_test],
+            "predicted": [names[i] for i in predicted],
+            "probability": [round(float(p[i]), 6) for p, i in zip(outcome.test.probabilities, predicted)],
+        }
+    )
 
 
 def out_of_memory(exc: BaseException) -> bool:

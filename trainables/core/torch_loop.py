@@ -161,9 +161,10 @@ def train_classifier(
         std=std,
     )
     x_train = images_on_device(dataset.x_train, device)  # uint8 NCHW, stays put for the whole trial
-    y_train = torch.from_numpy(np.asarray(dataset.y_train, dtype=np.int64)).to(device)
-    x_val = torch.from_numpy(np.ascontiguousarray(dataset.x_val)).to(device)
-    y_val = torch.from_numpy(np.asarray(dataset.y_val, dtype=np.int64)).to(device)
+    # torch.tensor copies: the arrays are read-only views of Ray's object store (from_numpy would warn).
+    y_train = torch.tensor(np.asarray(dataset.y_train, dtype=np.int64), device=device)
+    x_val = torch.tensor(np.ascontiguousarray(dataset.x_val), device=device)
+    y_val = torch.tensor(np.asarray(dataset.y_val, dtype=np.int64), device=device)
 
     batch_size = min(int(config.get("batch_size", 32)), len(y_train))
     steps_per_epoch = max(1, len(y_train) // batch_size)
