@@ -10,12 +10,12 @@ sweep and after, for any sweep, on the cluster's tracking server as well as a lo
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import warnings
 from pathlib import Path
 
-from sweep.spec import SPEC_FILE, UsageError, sweep_tracking_uri
+from sweep.ports import check_listen
+from sweep.spec import SPEC_FILE, sweep_tracking_uri
 
 JOURNAL_FILE = "optuna.journal"
 REFRESH_SECONDS = 10.0
@@ -119,7 +119,7 @@ def run_dashboard(sweep: str, *, uri: str | None, storage: str, port: int) -> in
     import optuna_dashboard
 
     host = "127.0.0.1"
-    _check_port(host, port)
+    check_listen(host, port)
     location = study_storage(sweep, storage=storage)
     mirror = None
     if location is not None:
@@ -141,12 +141,3 @@ def run_dashboard(sweep: str, *, uri: str | None, storage: str, port: int) -> in
         if mirror is not None:
             mirror.stop()
     return 0
-
-
-def _check_port(host: str, port: int) -> None:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None

@@ -105,6 +105,12 @@ CASES = [
     ("explain " + IMAGE + " --model no/such/model --out out.txt", "name a .png (or .jpg) file", "image"),
     ("explain " + IMAGE + " --model no/such/model --out nowhere/out.png", "folder nowhere does not exist", "image"),
     ("explain " + IMAGE + " --model no/such/model --out out.png", "is neither a model URI nor a folder", "image"),
+    # list, dashboard
+    ("list", "no tracking store at", None),
+    ("list --tracking-uri sqlite:///elsewhere/mlruns.db", "no tracking store at", None),
+    ("dashboard nothing-here", "no sweep named 'nothing-here'", None),
+    ("dashboard nothing-here --port 70000", "--port 70000 is out of range", None),
+    ("dashboard nothing-here --port {busy}", "cannot listen on 127.0.0.1:", None),
     # ui
     ("ui --port 70000", "--port 70000 is out of range", None),
     ("ui --port 0", "--port 0 is out of range", None),
