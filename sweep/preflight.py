@@ -3,7 +3,7 @@ before it writes a byte to MLflow or to its storage folder.
 
 Connecting to a Ray address where no Ray answers makes `ray.init` retry for minutes, so a remote
 address is first tried with a plain TCP connection, then probed in a child process that is killed
-after `RAY_CHECK_SECONDS`: it joins the cluster the way the sweep will (same runtime environment),
+after `RAY_CHECK_SECONDS` (20 s): it joins the cluster the way the sweep will (same runtime environment),
 runs one task that imports the project, and reports the nodes' resources.
 """
 
@@ -21,7 +21,9 @@ from sweep.environment import forwarded_environment
 from sweep.spec import SweepSpec, UsageError
 from tracking.uris import masked
 
-RAY_CHECK_SECONDS = 20.0
+# Joining takes a few seconds (Python, Ray, the project uploaded to the cluster); a box under heavy
+# load may need more: SCENESWEEP_RAY_CHECK_SECONDS.
+RAY_CHECK_SECONDS = float(os.environ.get("SCENESWEEP_RAY_CHECK_SECONDS", "20"))
 PROJECT_PACKAGES = ("search_spaces", "trainables", "tracking", "serving")
 _ROOT = Path(__file__).resolve().parents[1]
 
