@@ -59,13 +59,7 @@ def run(args):
             (root / "mlflow").mkdir()
             s3 = S3Server(root / "s3")
             os.environ.update(s3.env)  # the server reads S3 with these; clients never touch S3 (proxied)
-            mlflow = MlflowServer(
-                root / "mlflow",
-                backend_uri=postgres.uri,
-                artifacts=f"s3://{s3.bucket}/artifacts",
-                extra_args=["--workers", str(args.server_workers)],
-                env=s3.env,
-            )
+            mlflow = start_mlflow(MlflowServer, root / "mlflow", postgres=postgres, s3=s3, workers=args.server_workers)
             sweep = sweep_and_probe(root, mlflow.uri, trials=trials, args=args)
             records = read_back(mlflow.uri, sweep["name"], trials)
         finally:
@@ -102,6 +96,25 @@ def run(args):
     if problems:
         table += "\nproblems (first 5): " + "; ".join(str(p) for p in problems[:5])
     return "scale", payload, table
+
+
+def start_mlflow(server_class, root: Path, *, postgres, s3, workers: int, attempts: int = 3):
+    """The MLflow server on PostgreSQL + S3; a loaded machine can keep it from answering in time,
+    so it gets more than one try."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return server_class(
+                root,
+                backend_uri=postgres.uri,
+                artifacts=f"s3://{s3.bucket}/artifacts",
+                extra_args=["--workers", str(workers)],
+                env=s3.env,
+            )
+        except TimeoutError as exc:
+            if attempt == attempts:
+                raise BenchmarkError(f"the MLflow server did not start ({exc}); see {root / 'server.log'}") from None
+            print(f"scale: the MLflow server did not answer in time (attempt {attempt}); starting it again")
+    raise AssertionError("unreachable")
 
 
 def sweep_and_probe(root: Path, uri: str, *, trials: int, args) -> dict:
