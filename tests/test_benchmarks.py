@@ -61,7 +61,7 @@ def test_gpu_check_runs_all_five_benchmarks_small_on_cpu(mit_split_tree, tmp_pat
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "mode small" in result.stdout
