@@ -67,7 +67,7 @@ def run(args):
     plain = plain_optuna(data, trials=trials, epochs=epochs, threads=threads, per_class=per_class)
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as folder:
         sweep = scenesweep(Path(folder), data, trials=trials, epochs=epochs, threads=threads, per_class=per_class)
-    before = json.loads(Path(args.baseline).read_text())["scenesweep"] if args.baseline else None
+    before = json.loads(Path(args.baseline).read_text()) if args.baseline else None
     rows = compare(plain, sweep, trials, ray_startup=ray_startup, before=before)
     load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     payload = {
@@ -225,10 +225,11 @@ def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: i
 
 
 def compare(plain: dict, sweep: dict, trials: int, *, ray_startup: dict, before: dict | None = None) -> list[dict]:
-    """Rows of seconds; `before` is an earlier run's scenesweep figures (same keys), or None."""
+    """Rows of seconds; `before` is an earlier run's overhead.json (its scenesweep figures, each
+    ratio against its own plain loop), or None."""
     per = lambda value: value / trials  # noqa: E731
 
-    def figures(run: dict) -> list[float | None]:
+    def figures(run: dict, plain: dict) -> list[float | None]:
         overhead = per(run["loop_seconds"] - run["train_seconds"])
         return [
             run["wall_seconds"],
@@ -277,10 +278,10 @@ def compare(plain: dict, sweep: dict, trials: int, *, ray_startup: dict, before:
         0.0,
         per(plain["evaluate_seconds"]),
     ]
-    old = figures(before) if before else [None] * len(names)
+    old = figures(before["scenesweep"], before["plain"]) if before else [None] * len(names)
     rows = [
         {"seconds": name, "plain_optuna": a, "before": b, "scenesweep": c}
-        for name, a, b, c in zip(names, plain_column, old, figures(sweep))
+        for name, a, b, c in zip(names, plain_column, old, figures(sweep, plain))
     ]
     for part in ("import", "init", "first_task", "shutdown"):
         rows.append({"seconds": f"Ray {part.replace('_', ' ')}, once (s)", "scenesweep": ray_startup[part]})
