@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The one prepared device check: benchmarks 1 (throughput), 3 (time to accuracy) and 4 (GPU
-# packing) in under 8 minutes on one GPU, JSON to $OUT when set (else benchmarks/results).
-# Without a GPU (or with --small) it runs the same three at their --quick sizes, which is what
-# the test suite does on CPU.
+# The one prepared device check: benchmarks 1 (throughput), 3 (time to accuracy), 4 (GPU
+# packing), 2 (orchestration overhead, 30 trials at GPU trial lengths: 20 epochs of a small
+# TinyNet, about a second of training each) and 5 (scale: trivial trials through Ray Tune, Optuna
+# and an MLflow server on PostgreSQL + S3; needs PostgreSQL's server binaries) in about 12 minutes
+# on one GPU, JSON to $OUT when set (else benchmarks/results). Without a GPU (or with --small) it
+# runs the same five at their --quick sizes, which is what the test suite does on CPU.
 #
 #   bash benchmarks/gpu_check.sh [--small]
 #
@@ -49,14 +51,16 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false PYTHONWARNINGS=ignore
 gpus=$("$python" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 if [ "${1:-}" = "--small" ] || [ "$gpus" = "0" ]; then
     mode=small
-    throughput=(--quick); tta=(--quick); packing=(--quick)
-    limits=(240 240 300)
+    throughput=(--quick); tta=(--quick); packing=(--quick); overhead=(--quick); scale=(--quick --timeout 240)
+    limits=(240 240 300 300 300)
 else
     mode=gpu
     throughput=(--epochs 5)
     tta=(--samples 16 --epochs 15 --target 0.80 --gpus-per-trial 0.125 --cpus-per-trial 2)
     packing=(--levels 1 4 8 --trials 8 --epochs 5)
-    limits=(100 150 190)
+    overhead=(--trials 30 --epochs 20)
+    scale=(--trials 300 --timeout 75 --cpus-per-trial 0.5)  # 16 cores: 32 trials at once
+    limits=(100 150 190 150 120)
 fi
 echo "gpu_check: mode $mode, $gpus GPU(s), data $data, python $python, results in $results"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
@@ -76,5 +80,7 @@ run() {  # NAME LIMIT ARGS...
 run throughput "${limits[0]}" "${throughput[@]}"
 run time_to_accuracy "${limits[1]}" "${tta[@]}"
 run packing "${limits[2]}" "${packing[@]}"
+run overhead "${limits[3]}" "${overhead[@]}"
+run scale "${limits[4]}" "${scale[@]}"
 echo; echo "gpu_check: done in $(( $(date +%s) - started ))s (mode $mode), exit $status"
 exit $status

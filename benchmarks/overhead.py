@@ -19,19 +19,27 @@ params, final metrics, artifacts), `model_log_seconds` and `trial_seconds`;
 training = fit_seconds - epoch_log_seconds - tune_seconds; what lies between
 trials is Tune's event loop, the searcher and the trial's start in its Ray actor.
 Start-up (imports, Ray, data, parent run) and the closing summary are counted
-once, apart.
+once, apart: the time to the first trial is reported, and Ray's start-up on its
+own (`sweep.run.connect_ray` in a fresh process: import, init, first task,
+shutdown). The load average is recorded before and after (other work on the
+machine inflates every figure; compare ratios, not seconds). `--baseline` takes
+an overhead.json of an earlier run (another commit, say) and prints its
+scenesweep column as "before".
 
-    python -m benchmarks.overhead [--trials 50] [--epochs 2] [--quick]
+    python -m benchmarks.overhead [--trials 50] [--epochs 2] [--quick] [--baseline OLD.json]
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import CACHE, format_table, main, parser, run_sweep, trial_runs_of
+from benchmarks.common import CACHE, ROOT, format_table, main, parser, run_sweep, trial_runs_of
 from tracking.provenance import perf_key
 
 # Small and fixed, so training time is short and the same from trial to trial.
@@ -55,10 +63,14 @@ def run(args):
     threads = args.threads or len(os.sched_getaffinity(0))
     data = str(Path(args.data).resolve()) if args.data != "demo" else "demo"
     per_class = 4 if args.quick else None
+    load_before = os.getloadavg()[0]
+    ray_startup = ray_startup_seconds()
     plain = plain_optuna(data, trials=trials, epochs=epochs, threads=threads, per_class=per_class)
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as folder:
         sweep = scenesweep(Path(folder), data, trials=trials, epochs=epochs, threads=threads, per_class=per_class)
-    rows = compare(plain, sweep, trials)
+    before = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    rows = compare(plain, sweep, trials, ray_startup=ray_startup, before=before)
+    load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     payload = {
         "settings": {
             "trials": trials,
@@ -71,9 +83,40 @@ def run(args):
         },
         "plain": plain,
         "scenesweep": sweep,
+        "ray_startup": ray_startup,
+        "baseline": args.baseline,
+        "load_average_before_after": load,
         "rows": rows,
     }
-    return "overhead", payload, format_table(rows, ["seconds", "plain_optuna", "scenesweep"])
+    columns = ["seconds", "plain_optuna", *(["before"] if before else []), "scenesweep"]
+    table = format_table(rows, columns) + f"\nload average (1 min) before / after: {load[0]} / {load[1]}"
+    return "overhead", payload, table
+
+
+def ray_startup_seconds() -> dict:
+    """Ray as a sweep starts it (`sweep.run.connect_ray`, embedded), timed in a fresh process."""
+    script = """
+import json, time, types
+started = time.perf_counter()
+import ray
+from sweep.environment import configure_environment
+from sweep.run import connect_ray
+imported = time.perf_counter()
+configure_environment()
+connect_ray(types.SimpleNamespace(address=None))
+initialised = time.perf_counter()
+ray.get(ray.remote(num_cpus=0)(lambda: 1).remote())
+first_task = time.perf_counter()
+ray.shutdown()
+print(json.dumps({"import": imported - started, "init": initialised - imported,
+                  "first_task": first_task - initialised, "shutdown": time.perf_counter() - first_task}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def plain_optuna(data: str, *, trials: int, epochs: int, threads: int, per_class: int | None) -> dict:
@@ -183,25 +226,68 @@ def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: i
     }
 
 
-def compare(plain: dict, sweep: dict, trials: int) -> list[dict]:
+def compare(plain: dict, sweep: dict, trials: int, *, ray_startup: dict, before: dict | None = None) -> list[dict]:
+    """Rows of seconds; `before` is an earlier run's overhead.json (its scenesweep figures, each
+    ratio against its own plain loop), or None."""
     per = lambda value: value / trials  # noqa: E731
-    rows = [
-        ("wall, total (s)", plain["wall_seconds"], sweep["wall_seconds"]),
-        ("start-up + finish, once (s)", plain["startup_seconds"], sweep["startup_seconds"] + sweep["finish_seconds"]),
-        ("training, per trial", per(plain["fit_seconds"]), per(sweep["train_seconds"])),
-        (
-            "OVERHEAD, per trial",
-            per(plain["loop_seconds"] - plain["fit_seconds"]),
-            per(sweep["loop_seconds"] - sweep["train_seconds"]),
-        ),
-        ("  searcher / between trials", per(plain["searcher_seconds"]), per(sweep["between_trials_seconds"])),
-        ("  MLflow per-epoch logs", 0.0, per(sweep["epoch_log_seconds"])),
-        ("  MLflow run, params, artifacts", 0.0, per(sweep["tracking_seconds"])),
-        ("  MLflow logged model", 0.0, per(sweep["model_log_seconds"])),
-        ("  Tune reports + checkpoints", 0.0, per(sweep["tune_seconds"])),
-        ("  test evaluation, seeding, rest", per(plain["evaluate_seconds"]), per(sweep["in_trial_rest_seconds"])),
+
+    def figures(run: dict, plain: dict) -> list[float | None]:
+        overhead = per(run["loop_seconds"] - run["train_seconds"])
+        return [
+            run["wall_seconds"],
+            run["wall_seconds"] / plain["wall_seconds"],
+            run["startup_seconds"],
+            run["startup_seconds"] + run["finish_seconds"],
+            per(run["train_seconds"]),
+            overhead,
+            overhead - per(plain["loop_seconds"] - plain["fit_seconds"]),
+            per(run["between_trials_seconds"]),
+            per(run["epoch_log_seconds"]),
+            per(run["tracking_seconds"]),
+            per(run["model_log_seconds"]),
+            per(run["tune_seconds"]),
+            per(run["in_trial_rest_seconds"]),
+        ]
+
+    names = [
+        "wall, total (s)",
+        "wall ratio (x plain Optuna)",
+        "time to first trial (s)",
+        "start-up + finish, once (s)",
+        "training, per trial",
+        "OVERHEAD, per trial",
+        "OVER PLAIN OPTUNA, per trial",
+        "  searcher / between trials",
+        "  MLflow per-epoch logs",
+        "  MLflow run, params, artifacts",
+        "  MLflow logged model",
+        "  Tune reports + checkpoints",
+        "  test evaluation, seeding, rest",
     ]
-    return [{"seconds": name, "plain_optuna": a, "scenesweep": b} for name, a, b in rows]
+    plain_overhead = per(plain["loop_seconds"] - plain["fit_seconds"])
+    plain_column = [
+        plain["wall_seconds"],
+        1.0,
+        plain["startup_seconds"],
+        plain["startup_seconds"],
+        per(plain["fit_seconds"]),
+        plain_overhead,
+        0.0,
+        per(plain["searcher_seconds"]),
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        per(plain["evaluate_seconds"]),
+    ]
+    old = figures(before["scenesweep"], before["plain"]) if before else [None] * len(names)
+    rows = [
+        {"seconds": name, "plain_optuna": a, "before": b, "scenesweep": c}
+        for name, a, b, c in zip(names, plain_column, old, figures(sweep, plain))
+    ]
+    for part in ("import", "init", "first_task", "shutdown"):
+        rows.append({"seconds": f"Ray {part.replace('_', ' ')}, once (s)", "scenesweep": ray_startup[part]})
+    return rows
 
 
 def build_parser():
@@ -209,6 +295,7 @@ def build_parser():
     p.add_argument("--trials", type=int, default=50, help="trials in each run (default 50)")
     p.add_argument("--epochs", type=int, default=2, help="epochs per trial (default 2)")
     p.add_argument("--threads", type=int, default=0, help="threads per trial (default: every core)")
+    p.add_argument("--baseline", help="an earlier overhead.json: its scenesweep figures become a 'before' column")
     return p
 
 

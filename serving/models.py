@@ -1,7 +1,9 @@
 """Log a fitted classifier as the trial's MLflow pyfunc model (named after the trial), and load one back by URI.
 
 The model is self-contained: the `serving`, `trainables` and `search_spaces` packages (which the
-classifiers import their constants from) travel as code, the
+classifiers import their constants from) travel as code, in one zip built once per process
+(`code/scenesweep_code.zip`, put on sys.path by `pyfunc_entry.py`: one upload per trial instead of
+one per source file, which over a proxied S3 store was most of a trial's bookkeeping), the
 classifier's saved folder as an artifact, and the requirements are pinned to
 the versions that trained it (listed, not inferred: inference would load the
 model in a subprocess for every trial).
@@ -9,11 +11,14 @@ model in a subprocess for every trial).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
+import zipfile
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -49,7 +54,6 @@ def log_classifier(
     from mlflow.models import Model, ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    packages = [str(Path(str(package.__file__)).parent) for package in (serving, trainables, search_spaces)]
     signature = ModelSignature(
         inputs=Schema([ColSpec("binary", IMAGE_COLUMN)]),
         outputs=Schema([ColSpec("double", name) for name in classifier.class_names]),
@@ -68,27 +72,57 @@ def log_classifier(
                 artifact_path=None,
                 name=name,
                 tags=tags,
-                flavor=mlflow.pyfunc,
+                flavor=_PYFUNC_UNCHECKED,
                 run_id=run_id,
                 python_model=str(Path(serving.__file__).parent / "pyfunc_entry.py"),
                 artifacts={"classifier": str(saved)},
-                code_paths=packages,
+                code_paths=[str(code_archive())],
                 signature=signature,
                 input_example=example,
-                pip_requirements=pinned_requirements(),
+                validate_serving_input=False,  # see _PYFUNC_UNCHECKED
+                pip_requirements=list(pinned_requirements()),
             )
         finally:
             quiet.setLevel(level)
 
 
-def pinned_requirements() -> list[str]:
+CODE_ARCHIVE = "scenesweep_code.zip"  # pyfunc_entry.py looks for it under the model's code/
+
+
+@functools.cache  # the packages don't change while a worker runs: one archive per process
+def code_archive() -> Path:
+    """The Python sources of serving, trainables and search_spaces in one zip (zipimport loads them)."""
+    path = Path(tempfile.mkdtemp(prefix="scenesweep-code-")) / CODE_ARCHIVE
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for package in (serving, trainables, search_spaces):
+            folder = Path(str(package.__file__)).parent
+            for source in sorted(folder.rglob("*.py")):
+                archive.write(source, source.relative_to(folder.parent).as_posix())
+    return path
+
+
+def _save_pyfunc(*, validate_serving_input: bool, **kwargs):
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.save_model(**kwargs)
+
+
+# mlflow.pyfunc as Model.log sees it, minus the serving check: Model.log would load the model it just
+# saved and predict the input example (a third of the logging time), but only reads
+# `validate_serving_input` from its kwargs, which pyfunc.save_model then refuses. Served models are
+# checked by the tests instead (tests/tracking/test_models.py, tests/trainables/test_predict.py).
+_PYFUNC_UNCHECKED = SimpleNamespace(__name__="mlflow.pyfunc", save_model=_save_pyfunc)
+
+
+@functools.cache  # package metadata lookups are slow and the versions don't change within a process
+def pinned_requirements() -> tuple[str, ...]:
     pins = []
     for name in _REQUIREMENTS:
         try:
             pins.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
             continue
-    return pins
+    return tuple(pins)
 
 
 def load_model(uri: str, *, tracking_uri: str):

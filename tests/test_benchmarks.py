@@ -41,7 +41,18 @@ def bench_env(tmp_path):
     return env
 
 
-def test_gpu_check_runs_benchmarks_1_3_4_small_on_cpu(mit_split_tree, tmp_path):
+@pytest.fixture
+def postgres_binaries():
+    """The scale benchmark starts PostgreSQL (tests/topology.py); without its binaries this says so."""
+    from tests.topology import Unavailable, postgres_bin
+
+    try:
+        postgres_bin()
+    except Unavailable as exc:
+        pytest.skip(f"{exc}: the scale benchmark needs it (make system-deps)")
+
+
+def test_gpu_check_runs_all_five_benchmarks_small_on_cpu(mit_split_tree, tmp_path, postgres_binaries):
     out = tmp_path / "out"
     env = {**bench_env(tmp_path), "OUT": str(out), "BENCH_DATA": str(mit_split_tree)}
     result = subprocess.run(
@@ -50,7 +61,7 @@ def test_gpu_check_runs_benchmarks_1_3_4_small_on_cpu(mit_split_tree, tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "mode small" in result.stdout
@@ -63,8 +74,14 @@ def test_gpu_check_runs_benchmarks_1_3_4_small_on_cpu(mit_split_tree, tmp_path):
     assert tta["reached"] and tta["seconds_to_target"] > 0 and tta["best_test_accuracy"] is not None
     packing = json.loads((out / "packing.json").read_text())
     assert [row["trials"] for row in packing["rows"]] == [2] and packing["rows"][0]["trials_per_hour"] > 0
+    overhead = json.loads((out / "overhead.json").read_text())
+    assert overhead["settings"]["trials"] == 3 and overhead["ray_startup"]["init"] > 0
+    scale = json.loads((out / "scale.json").read_text())
+    assert scale["records"]["complete"] == scale["settings"]["trials"] == 20
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".json") == [
+        "overhead.json",
         "packing.json",
+        "scale.json",
         "throughput.json",
         "time_to_accuracy.json",
     ]
@@ -92,9 +109,35 @@ def test_overhead_benchmark_breaks_down_where_the_time_goes(mit_split_tree, tmp_
     payload = json.loads((tmp_path / "overhead.json").read_text())
     rows = {row["seconds"].strip(): row for row in payload["rows"]}
     assert rows["OVERHEAD, per trial"]["scenesweep"] > 0 and rows["training, per trial"]["plain_optuna"] > 0
+    assert (
+        rows["wall ratio (x plain Optuna)"]["plain_optuna"] == 1.0 and rows["time to first trial (s)"]["scenesweep"] > 0
+    )
+    assert rows["Ray init, once (s)"]["scenesweep"] > 0
     assert rows["MLflow logged model"]["scenesweep"] > 0 and rows["MLflow logged model"]["plain_optuna"] == 0
     assert payload["settings"]["trials"] == 3
     assert "OVERHEAD, per trial" in result.stdout  # the table is printed
+
+
+def test_scale_benchmark_records_every_trial_through_the_full_tracking_path(tmp_path, postgres_binaries):
+    """20 trivial trials: Ray Tune + Optuna + an MLflow server on PostgreSQL with S3 artifacts."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", "--quick", "--timeout", "600", "--results", str(tmp_path)],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    payload = json.loads((tmp_path / "scale.json").read_text())
+    records = payload["records"]
+    assert records["recorded"] == records["complete"] == 20 and records["statuses"] == {"FINISHED": 20}
+    assert not records["problems"]
+    figures = payload["figures"]
+    assert figures["trials/min, trial loop"] > 0 and figures["exit code"] == 0
+    assert payload["server_latency_ms"]["log_batch"]["n"] >= 1
+    assert set(payload["tpe_suggest_seconds"]) == {"20", "100"}
+    assert "per-trial bookkeeping p50 / p95 (s)" in result.stdout
 
 
 def test_a_benchmark_without_data_says_so_in_one_line(tmp_path):

@@ -310,7 +310,10 @@ class TrialRun:
         self.last_logged_step = last_step  # epochs up to here are already in MLflow
 
     @classmethod
-    def open(cls, target: SweepTarget, *, trial_id: str, trial_name: str, params: dict) -> TrialRun:
+    def open(
+        cls, target: SweepTarget, *, trial_id: str, trial_name: str, params: dict, tags: dict | None = None
+    ) -> TrialRun:
+        """`tags` go in with the run's own (one request), on a new run and on a reopened one."""
         client = MlflowClient(target.uri)
         run = find_trial_run(client, target, trial_id)
         if run is not None:
@@ -318,7 +321,7 @@ class TrialRun:
             if run.info.status != "FINISHED":
                 client.update_run(run.info.run_id, status="RUNNING")
                 attempt = int(run.data.tags.get(TAG_ATTEMPT, "1")) + 1
-                trial.set_tags({TAG_ATTEMPT: attempt})
+                trial.set_tags({TAG_ATTEMPT: attempt, **(tags or {})})
                 for stale in (TAG_ERROR, TAG_PRUNED):  # how the last attempt ended; this one starts clean
                     if stale in run.data.tags:
                         client.delete_tag(run.info.run_id, stale)
@@ -331,6 +334,7 @@ class TrialRun:
             TAG_ROLE: "trial",
             TAG_ATTEMPT: "1",
             **dict(target.source),
+            **{k: str(v) for k, v in (tags or {}).items()},
         }
         run = client.create_run(target.experiment_id, run_name=trial_name, tags=tags)
         log_params(client, run.info.run_id, params)
@@ -351,16 +355,16 @@ class TrialRun:
     def set_tags(self, tags: dict) -> None:
         self.log(tags=tags)
 
-    def log(self, *, metrics: dict | None = None, tags: dict | None = None) -> None:
+    def log(self, *, metrics: dict | None = None, tags: dict | None = None, model_id: str | None = None) -> None:
         """Trial-level metrics and tags in one request. Metrics go at step 0, except a final value for
         a per-epoch key (a second stage's val_accuracy, say): it becomes the next step of that key's
-        history, so it is the run's latest."""
+        history, so it is the run's latest. `model_id` links the metrics to the trial's logged model."""
         timestamp = int(time.time() * 1000)
         after_epochs = self.last_logged_step + 1
         self.client.log_batch(
             self.run_id,
             metrics=[
-                Metric(k, float(v), timestamp, after_epochs if k in PER_EPOCH_METRICS else 0)
+                Metric(k, float(v), timestamp, after_epochs if k in PER_EPOCH_METRICS else 0, model_id=model_id)
                 for k, v in (metrics or {}).items()
             ],
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],

@@ -91,13 +91,19 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
     # checkpoints. Training alone = fit_seconds - epoch_log_seconds - tune_seconds.
     stopwatch = Stopwatch()
     with stopwatch("tracking"):
-        run = TrialRun.open(target, trial_id=context.get_trial_id(), trial_name=context.get_trial_name(), params=config)
+        run = TrialRun.open(
+            target,
+            trial_id=context.get_trial_id(),
+            trial_name=context.get_trial_name(),
+            params=config,
+            tags={TAG_NODE: ray.util.get_node_ip_address(), **option_tags(settings.options)},
+        )
     if run.previous_status == "FINISHED":
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
         tune.report({**run.latest_metrics(), ALREADY_FINISHED: 1, TRIAL_COMPLETED: 1})
         return
+    resumed = run.last_logged_step > 0  # earlier epochs are in MLflow, not in this attempt's history
     with stopwatch("tracking"):
-        run.set_tags({TAG_NODE: ray.util.get_node_ip_address(), **option_tags(settings.options)})
         log_dataset(
             run.client,
             run.run_id,
@@ -120,16 +126,14 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
         with stopwatch("tracking"):
-            run.log_metrics(perf_named(outcome.metrics))
             with tempfile.TemporaryDirectory() as folder:
                 write_trial_artifacts(
-                    Path(folder),
-                    outcome,
-                    dataset,
-                    curves={k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS},
+                    Path(folder), outcome, dataset, curves=trial_curves(run, session, outcome, resumed)
                 )
                 run.client.log_artifacts(run.run_id, folder)
             run.client.log_table(run.run_id, data=predictions_table(outcome, dataset), artifact_file=PREDICTIONS_TABLE)
+        # The model before the final metrics: MLflow then has no step-0 metrics to copy onto it (one
+        # history request per metric); the final metrics are linked to it in the same request below.
         with stopwatch("model_log"):
             model = log_classifier(
                 run.run_id,
@@ -141,8 +145,9 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
             )
         overhead = perf_named({**stopwatch.metrics(), "trial_seconds": time.perf_counter() - started})
         run.log(
-            metrics=overhead,
+            metrics={**perf_named(outcome.metrics), **overhead},
             tags={TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})},
+            model_id=model.model_id,
         )
         run.finish("FINISHED")
     except TrialFailed as exc:
@@ -209,6 +214,18 @@ def fit_and_evaluate(config: dict, dataset: Dataset, family: Family | str, sessi
         **classifier.extra_metrics,
     }
     return TrialOutcome(classifier=classifier, test=test, metrics=metrics)
+
+
+def trial_curves(run, session: TrialSession, outcome: TrialOutcome, resumed: bool) -> dict:
+    """The learning curves as MLflow holds them: this attempt's epochs plus a final value of a per-epoch
+    key (the step after the last epoch). Read back from MLflow only when earlier attempts logged epochs."""
+    if resumed:
+        return {k: [(m.step, m.value) for m in run.metric_history(k)] for k in CURVE_METRICS}
+    after = run.last_logged_step + 1
+    return {
+        k: session.history.get(k, []) + ([(after, float(outcome.metrics[k]))] if k in outcome.metrics else [])
+        for k in CURVE_METRICS
+    }
 
 
 def write_trial_artifacts(folder: Path, outcome: TrialOutcome, dataset, *, curves: dict) -> None:

@@ -68,3 +68,37 @@ def test_the_model_is_filed_under_its_runs_experiment(local_store):
         experiment = local_store.client.get_experiment(local_store.client.get_run(trial.run_id).info.experiment_id)
         assert model.experiment_id == experiment.experiment_id and experiment.name == "registry-tests"
         assert model.artifact_location.startswith(experiment.artifact_location)
+
+
+def test_the_model_carries_its_code_as_one_archive_and_runs_from_it(local_store, demo_dataset, tmp_path):
+    """One upload for the code (not one per source file), and a process without the project loads
+    the packages from the model's own archive and predicts what this process does."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    mlflow.set_tracking_uri(local_store.uri)
+    folder = mlflow.artifacts.download_artifacts(local_store.trials[0].model_uri, dst_path=str(tmp_path / "model"))
+    code = sorted(p.name for p in (tmp_path / "model" / "code").iterdir())
+    assert code == ["scenesweep_code.zip"], code
+    images = [encode_png(image) for image in demo_dataset.x_test[:3]]
+    expected = predict(mlflow.pyfunc.load_model(folder), images).to_numpy()
+    script = (
+        "import json, sys, mlflow, pandas as pd, base64\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "import trainables, serving\n"
+        "images = [base64.b64decode(v) for v in json.loads(sys.argv[2])]\n"
+        "out = model.predict(pd.DataFrame({'image': images}))\n"
+        "print(json.dumps({'trainables': trainables.__file__, 'serving': serving.__file__,\n"
+        "                  'probabilities': out.to_numpy().tolist()}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    payload = json.dumps([base64.b64encode(image).decode() for image in images])
+    result = subprocess.run(
+        [sys.executable, "-c", script, folder, payload], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "scenesweep_code.zip" in seen["trainables"] and "scenesweep_code.zip" in seen["serving"]
+    assert np.allclose(np.array(seen["probabilities"]), expected, atol=1e-6)
