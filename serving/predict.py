@@ -89,3 +89,28 @@ def _predict_batch(model, batch: list[tuple[str, np.ndarray]], top: int) -> Iter
     for (path, _), row in zip(batch, values):
         order = np.argsort(-row, kind="stable")[:top]
         yield Prediction(path, [(names[i], float(row[i])) for i in order])
+
+
+def print_predictions(model, paths: list[str], *, top: int, as_json: bool, model_uri: str) -> int:
+    """What `scenesweep predict` prints: a line per image as it is classified (or one JSON document at
+    the end), unreadable files on stderr; returns how many files failed."""
+    import json
+    import sys
+
+    predictions, failures = [], []
+    for item in predict_files(model, paths, top=top):
+        if isinstance(item, Failure):
+            failures.append(item)
+            print(f"scenesweep: error: {item.path}: {item.reason}; skipped", file=sys.stderr)
+        elif as_json:
+            predictions.append(item)
+        else:
+            print(item.line(), flush=True)
+    if as_json:
+        document = {
+            "model": model_uri,
+            "predictions": [p.as_dict() for p in predictions],
+            "errors": [f.as_dict() for f in failures],
+        }
+        print(json.dumps(document, indent=2))
+    return len(failures)
