@@ -54,6 +54,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture
+def busy_port():
+    """A loopback port something is listening on (for commands that must refuse it)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
 def wait_for(condition, *, timeout: float, what: str, process: subprocess.Popen | None = None, interval: float = 0.3):
     """Poll `condition()` until it is truthy (returned); fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -120,14 +120,6 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def busy_port():
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        yield taken.getsockname()[1]
-
-
 @pytest.mark.parametrize("command, message, setup", CASES, ids=[f"{c[0][:50]}|{c[2] or ''}" for c in CASES])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, busy_port, command, message, setup):
     if setup:

@@ -11,14 +11,6 @@ from tests.conftest import run_cli
 COMMANDS = {"serve": ["serve", "--model", "no/such/model"], "ui": ["ui"]}
 
 
-@pytest.fixture
-def busy_port():
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        yield taken.getsockname()[1]
-
-
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize(
     "port, message",
