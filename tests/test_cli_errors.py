@@ -3,8 +3,6 @@ nothing left RUNNING, and no file or database created in the working directory."
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 
