@@ -39,8 +39,10 @@ class TrialConsole(Callback):
     ):
         self.metric, self.mode, self.samples, self.max_epochs = metric, mode, samples, max_epochs
         self.error_of = error_of  # trial id -> the failure reason its run recorded ("" if none)
-        self.stream = stream or sys.stdout
-        self.live = self.stream.isatty() if live is None else live
+        # None: whatever sys.stdout is when a line is written. Tune pickles its callbacks, and a
+        # stream held here pickles only if it is still sys.stdout then.
+        self.stream = stream
+        self.live = (stream or sys.stdout).isatty() if live is None else live
         self.clock = clock
         self.started_at = clock()
         self.ended: dict[str, str] = {}  # trial id -> finished / pruned / failed
@@ -119,8 +121,9 @@ class TrialConsole(Callback):
             self._shown = False
 
     def _write(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
+        stream = self.stream or sys.stdout
+        stream.write(text)
+        stream.flush()
 
     def _score(self, result: dict) -> str:
         value = result.get(self.metric)

@@ -6,6 +6,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import run_cli
 from tests.sweep_checks import assert_model_matches_logged_predictions, assert_sweep_recorded
+from tracking.provenance import perf_key
 
 pytestmark = pytest.mark.slow
 
@@ -59,8 +60,8 @@ def test_bovw_sweep_records_cv_trials_and_shares_descriptors(mlflow_server, tmp_
         assert metrics["cv_folds"] == 3 and run.data.params["descriptor"] == "dense_sift"
         assert not run.data.tags.get("scenesweep.pruned")  # FIFO: BoVW reports once, nothing is cut short
     # Two descriptor entries in all (train+val, test), computed once however many trials ran at once.
-    assert sum(r.data.metrics["descriptor_cache_misses"] for r in runs) <= 2
-    assert sum(r.data.metrics["descriptor_cache_hits"] for r in runs) >= 2 * len(runs) - 2
+    assert sum(r.data.metrics[perf_key("descriptor_cache_misses")] for r in runs) <= 2
+    assert sum(r.data.metrics[perf_key("descriptor_cache_hits")] for r in runs) >= 2 * len(runs) - 2
     assert len(list((tmp_path / "sweeps" / "cache" / "descriptors").glob("*.npz"))) == 2
     best = max(runs, key=lambda r: r.data.metrics["cv_accuracy"])
     assert_model_matches_logged_predictions(mlflow_server.uri, client, best, demo_dataset)

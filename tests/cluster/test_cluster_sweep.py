@@ -72,7 +72,11 @@ def cluster_sweep(topology, tmp_path_factory):
 def test_every_trial_recorded_from_both_nodes(topology, cluster_sweep):
     workdir, result = cluster_sweep
     client, parent, finished = assert_sweep_recorded(topology.uri, SWEEP, experiment=EXPERIMENT, trials=3, epochs=2)
-    assert "ip=127.0.0.2" in result.stdout + result.stderr  # a trial ran on the worker node
+    trials = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    nodes = {run.data.tags.get("scenesweep.node") for run in trials}
+    assert "127.0.0.2" in nodes, nodes  # a trial ran on the worker node (its run names the node)
     assert parent.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied: workers need no S3 credentials
     stored = topology.s3.keys("artifacts/")
     for run in [parent, *finished]:
