@@ -94,16 +94,16 @@ def run(args):
 
 
 def ray_startup_seconds() -> dict:
-    """Ray as a sweep starts it (`sweep.run.connect_ray`, embedded), timed in a fresh process."""
+    """Ray as a sweep starts it (`sweep.preflight.connect_ray`, embedded), timed in a fresh process."""
     script = """
 import json, time, types
 started = time.perf_counter()
 import ray
 from sweep.environment import configure_environment
-from sweep.run import connect_ray
+from sweep.preflight import connect_ray
 imported = time.perf_counter()
 configure_environment()
-connect_ray(types.SimpleNamespace(address=None))
+connect_ray(types.SimpleNamespace(address=None, cpus_per_trial=1.0, gpus_per_trial=0.0))
 initialised = time.perf_counter()
 ray.get(ray.remote(num_cpus=0)(lambda: 1).remote())
 first_task = time.perf_counter()
