@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ROOT, BenchmarkError, format_table, main, parser
+from tracking.provenance import perf_key
 
 EPOCHS = 3
 PER_EPOCH = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -236,7 +237,7 @@ def read_back(uri: str, sweep: str, expected: int) -> dict:
     problems, complete = [], 0
     for run in runs:
         statuses[run.info.status] = statuses.get(run.info.status, 0) + 1
-        missing = [k for k in (*PER_EPOCH, *FINAL) if k not in run.data.metrics]
+        missing = [k for k in (*PER_EPOCH, *FINAL) if perf_key(k) not in run.data.metrics]
         if run.info.status == "FINISHED" and not missing:
             complete += 1
         else:
@@ -269,7 +270,7 @@ def summarise(sweep: dict, records: dict, trials: int) -> dict:
         first = min(r.info.start_time for r in runs) / 1000
         last = max(r.info.end_time for r in runs) / 1000
         loop = max(last - first, 1e-9)
-        bookkeeping = [sum(r.data.metrics.get(k, 0.0) for k in BOOKKEEPING) for r in runs]
+        bookkeeping = [sum(r.data.metrics.get(perf_key(k), 0.0) for k in BOOKKEEPING) for r in runs]
         training = [r.data.metrics.get("fit_seconds", 0.0) for r in runs]
         figures.update(
             {
@@ -281,7 +282,7 @@ def summarise(sweep: dict, records: dict, trials: int) -> dict:
             }
         )
         for key in BOOKKEEPING:
-            values = [r.data.metrics.get(key, 0.0) for r in runs]
+            values = [r.data.metrics.get(perf_key(key), 0.0) for r in runs]
             figures[f"  {key} p50 / p95"] = "{:.3f} / {:.3f}".format(*_p50_p95(values))
     return figures
 
