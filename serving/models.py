@@ -30,7 +30,7 @@ import trainables
 from serving.pyfunc_model import IMAGE_COLUMN
 from tracking.registry import RegistryError, first_line
 from tracking.runs import require_existing_store
-from tracking.uris import masked
+from tracking.uris import fluent_store, masked
 from trainables.core.classifier import SceneClassifier
 from trainables.core.images import encode_png
 
@@ -134,15 +134,14 @@ def load_model(uri: str, *, tracking_uri: str):
 
     if uri.startswith(("models:/", "runs:/")):
         require_existing_store(tracking_uri)  # never an empty store created by looking
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
     if "://" not in uri and ":/" not in uri and not os.path.exists(uri):
         raise RegistryError(
             f"--model {uri!r} is neither a model URI nor a folder; "
             "use models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/TRIAL_NAME or a model folder"
         )
     try:
-        return mlflow.pyfunc.load_model(uri)
+        with fluent_store(tracking_uri):
+            return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
         raise RegistryError(
             f"cannot load model {uri} from {masked(tracking_uri)}: {first_line(exc)}; "

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from tracking.uris import fluent_store
 from trainables.core.images import encode_png
 
 TRIAL_ARTIFACTS = {"confusion_matrix.png", "classification_report.json", "test_predictions.json"}
@@ -83,8 +84,8 @@ def assert_sweep_recorded(uri: str, sweep: str, *, experiment: str, trials: int,
 
 def assert_model_matches_logged_predictions(uri: str, client, run, dataset) -> None:
     """The logged pyfunc model, fed PNG bytes of the test images, predicts what the trial logged."""
-    mlflow.set_tracking_uri(uri)
-    model = mlflow.pyfunc.load_model(run.data.tags["scenesweep.model_uri"])
+    with fluent_store(uri):
+        model = mlflow.pyfunc.load_model(run.data.tags["scenesweep.model_uri"])
     frame = pd.DataFrame({"image": [encode_png(image) for image in dataset.x_test]})
     probabilities = model.predict(frame)
     assert list(probabilities.columns) == list(dataset.class_names)

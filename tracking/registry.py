@@ -19,6 +19,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tracking.runs import TAG_FAMILY, TAG_SWEEP, TAG_TRIAL_ID, TrackingError, quote
+from tracking.uris import fluent_store
 
 TAG_RUN_ID = "scenesweep.run_id"
 TAG_FINGERPRINT = "scenesweep.data_fingerprint"
@@ -124,12 +125,14 @@ def promote(
     candidate: Candidate, *, tracking_uri: str, name: str, alias: str = DEFAULT_ALIAS, force: bool = False
 ) -> Promotion:
     """Register `candidate` as a version of `name` (once per run) and point `alias` at it."""
-    import mlflow
-
     # A local (sqlite/file) registry resolves a models:/m-... source through the global tracking URI.
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    with fluent_store(tracking_uri):
+        return _promote(
+            candidate, client=MlflowClient(tracking_uri, registry_uri=tracking_uri), name=name, alias=alias, force=force
+        )
+
+
+def _promote(candidate: Candidate, *, client: MlflowClient, name: str, alias: str, force: bool) -> Promotion:
     _ensure_registered_model(client, name)
     current = _version_by_alias(client, name, alias)
     existing = _version_of_run(client, name, candidate.run_id)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -66,3 +68,33 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
 def is_local_store(uri: str) -> bool:
     return urlparse(uri).scheme in ("sqlite", "file", "")
+
+
+@contextmanager
+def fluent_store(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (Model.log, pyfunc.load_model, a local registry's `models:/m-...` sources)
+    pointed at `uri` for the block, then put back as it was.
+
+    mlflow.set_tracking_uri/set_registry_uri are process-global and also export MLFLOW_TRACKING_URI/
+    MLFLOW_REGISTRY_URI, which every later subprocess inherits: left set, one promote would send the
+    next command's registry writes to the wrong store.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_environment = {name: os.environ.get(name) for name in variables}
+    saved_tracking, saved_registry = tracking_state._tracking_uri, registry_state._registry_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved_tracking)
+        registry_state._registry_uri = saved_registry
+        for name, value in saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -67,7 +67,15 @@ def option_tags(options: dict) -> dict:
 
 def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> None:
     """Ray Tune's function trainable. Every exit path leaves the MLflow run in a final state."""
-    import mlflow
+    from tracking.uris import fluent_store
+
+    if settings.target is None:
+        raise ValueError("run_trial tracks every trial: TrialSettings.target must be set")
+    with fluent_store(settings.target.uri):  # Model.log goes through the fluent API's store
+        _run_trial(config, dataset=dataset, settings=settings)
+
+
+def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> None:
     import ray
     from ray import tune
 
@@ -79,10 +87,8 @@ def run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> Non
     started = time.perf_counter()
     family = settings.family
     target = settings.target
-    if target is None:
-        raise ValueError("run_trial tracks every trial: TrialSettings.target must be set")
+    assert target is not None  # run_trial checked
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch is noise
-    mlflow.set_tracking_uri(target.uri)  # Model.log goes through the fluent API's store
     seed_everything(settings.seed)
     set_threads(settings.threads)
     context = tune.get_context()

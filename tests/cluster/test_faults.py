@@ -69,6 +69,7 @@ def sweep_args(topology, storage: Path, name: str, *, samples: int, epochs: int)
         name,
         "--experiment",
         EXPERIMENT,
+        "--no-chance-stop",  # every trial runs its epochs: the faults land mid-training, the checks count them
         *topology.cluster_args(storage),
     ]
 
@@ -204,7 +205,7 @@ def restored_study(path: Path):
 
 
 def test_ctrl_c_kills_running_trials_and_resume_finishes(topology, tmp_path):
-    name, epochs = "fault-sigint", 4
+    name, epochs = "fault-sigint", 6
     storage, log = tmp_path / "sweeps", tmp_path / "sweep.log"
     sweep = start_cli(
         "sweep",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mlflow
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
 from serving.models import log_classifier
+from tracking.uris import fluent_store
 from trainables.core.torch_loop import TorchClassifier
 from trainables.tinynet import BUILDER, build_model
 
@@ -47,8 +47,11 @@ def tiny_classifier(class_names, *, seed: int) -> TorchClassifier:
 def local_store(tmp_path_factory, demo_dataset) -> LocalStore:
     root = tmp_path_factory.mktemp("local-store")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)  # Model.log writes through the fluent API's store
+    with fluent_store(uri):  # Model.log writes through the fluent API's store
+        yield _logged_store(root, uri, demo_dataset)
+
+
+def _logged_store(root, uri: str, demo_dataset) -> LocalStore:
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("registry-tests", artifact_location=(root / "artifacts").as_uri())
     names = list(demo_dataset.class_names)
@@ -60,5 +63,4 @@ def local_store(tmp_path_factory, demo_dataset) -> LocalStore:
         )
         client.set_terminated(run_id)
         trials.append(LoggedTrial(run_id=run_id, model_uri=info.model_uri))
-    yield LocalStore(uri=uri, client=client, trials=trials, class_names=names)
-    mlflow.set_tracking_uri(previous)
+    return LocalStore(uri=uri, client=client, trials=trials, class_names=names)

@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
+from tracking.uris import fluent_store
 from trainables.core.images import encode_png
 
 
 @pytest.fixture(scope="module")
 def model(local_store):
-    mlflow.set_tracking_uri(local_store.uri)
-    return mlflow.pyfunc.load_model(local_store.trials[0].model_uri)
+    with fluent_store(local_store.uri):
+        return mlflow.pyfunc.load_model(local_store.trials[0].model_uri)
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +79,8 @@ def test_the_model_carries_its_code_as_one_archive_and_runs_from_it(local_store,
     import subprocess
     import sys
 
-    mlflow.set_tracking_uri(local_store.uri)
-    folder = mlflow.artifacts.download_artifacts(local_store.trials[0].model_uri, dst_path=str(tmp_path / "model"))
+    with fluent_store(local_store.uri):
+        folder = mlflow.artifacts.download_artifacts(local_store.trials[0].model_uri, dst_path=str(tmp_path / "model"))
     code = sorted(p.name for p in (tmp_path / "model" / "code").iterdir())
     assert code == ["scenesweep_code.zip"], code
     images = [encode_png(image) for image in demo_dataset.x_test[:3]]

@@ -177,3 +177,22 @@ def test_a_trial_without_a_logged_model_cannot_be_promoted(local_store, sweep_ru
     )
     with pytest.raises(RegistryError, match="trial t2 .* has no logged model"):
         candidate_from(row, sweep_run=sweep_run, metric="val_accuracy", mode="max")
+
+
+def test_promote_and_load_leave_mlflow_pointed_where_it_was(local_store, monkeypatch, tmp_path):
+    """Both set MLflow's process-global URIs for their work, which also exports MLFLOW_*_URI to every
+    later subprocess; left behind, the next command's registry writes went to this store."""
+    import os
+
+    import mlflow
+
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    mlflow.set_tracking_uri(elsewhere)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    try:
+        promote(candidate(local_store.trials[1], score=0.5), tracking_uri=local_store.uri, name="no-leak")
+        load_model("models:/no-leak@champion", tracking_uri=local_store.uri)
+        assert mlflow.get_tracking_uri() == elsewhere and os.environ["MLFLOW_TRACKING_URI"] == elsewhere
+        assert "MLFLOW_REGISTRY_URI" not in os.environ
+    finally:
+        mlflow.set_tracking_uri(local_store.uri)
