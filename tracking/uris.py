@@ -91,7 +91,7 @@ def fluent_store(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(saved_tracking)
+        mlflow.set_tracking_uri(saved_tracking)  # type: ignore[arg-type]  # None: unset again, as MLflow handles
         registry_state._registry_uri = saved_registry
         for name, value in saved_environment.items():
             if value is None:
