@@ -2,7 +2,6 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-export RAY_AUTH_MODE ?= disabled
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION ?= false
 
 .PHONY: help setup system-deps sweep test test-all lint bench clean

@@ -21,7 +21,6 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mit_split_64"
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = RESULTS / "cache"  # decoded images, shared by the benchmarks' runs
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 

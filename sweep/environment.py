@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 DEFAULTS = {
-    "RAY_AUTH_MODE": "disabled",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from sweep.environment import forwarded_environment
@@ -24,6 +27,7 @@ from tracking.uris import masked
 # Joining takes a few seconds (Python, Ray, the project uploaded to the cluster); a box under heavy
 # load may need more: SCENESWEEP_RAY_CHECK_SECONDS.
 RAY_CHECK_SECONDS = float(os.environ.get("SCENESWEEP_RAY_CHECK_SECONDS", "20"))
+_AUTH_REFUSED = "InvalidAuthToken"  # what Ray's GCS client logs for a missing or wrong token
 PROJECT_PACKAGES = ("search_spaces", "trainables", "tracking", "serving")
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,10 +53,29 @@ def connect_ray(spec: SweepSpec, *, verbose: bool = True) -> None:
                 log_to_driver=verbose,
             )
         else:
+            require_embedded_token()
             ray.init(
                 include_dashboard=False, logging_level=logging.WARNING, configure_logging=True, log_to_driver=verbose
             )
     check_resources(spec, [node["Resources"] for node in ray.nodes() if node.get("Alive")])
+
+
+def require_embedded_token() -> None:
+    """The embedded Ray refuses every client without its token.
+
+    Its GCS listens on all interfaces whatever address it is given (../shared/NOTES.md), so the
+    token is its only protection: a fresh one per sweep, in this process's environment (where the
+    local nodes and workers Ray starts read it), never on disk. A user's explicit RAY_AUTH_MODE, or a
+    token of their own (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH), is theirs to keep.
+    """
+    if os.environ.get("RAY_AUTH_MODE") is not None:
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    from ray._raylet import Config  # type: ignore[attr-defined]  # compiled; no stubs
+
+    Config.initialize("")  # Ray read its config at import; re-read it, as ray.init's own default does
 
 
 def runtime_environment() -> dict:
@@ -81,28 +104,57 @@ def check_address(address: str, *, timeout: float = RAY_CHECK_SECONDS) -> None:
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # so the probe and anything Ray started for it can be stopped together
     )
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+    output, verdict = _watch_probe(process, timeout)
+    if verdict == "refused":
+        raise UsageError(
+            f"the Ray cluster at {shown} requires its authentication token and refused this driver's; "
+            "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH to a file holding the cluster's token "
+            "(or RAY_AUTH_TOKEN to the token itself)"
+        )
+    if verdict == "timeout":
         raise UsageError(
             f"the Ray cluster at {shown} did not accept this driver within {timeout:.0f} s; check that "
             "`ray status` works there and that it runs this Python and Ray version, or drop --address "
             "(and unset RAY_ADDRESS) to run an embedded Ray"
-        ) from None
+        )
     if process.returncode != 0:
-        lines = [line for line in (out + err).strip().splitlines() if line.strip()]
+        lines = [line for line in output.strip().splitlines() if line.strip()]
         reason = lines[-1].strip() if lines else f"exit code {process.returncode}"
         raise UsageError(
             f"cannot run this sweep's code on the Ray cluster at {shown} ({reason[:300]}); "
             "start the cluster with `ray start --head` from this project's environment, or drop --address "
             "(and unset RAY_ADDRESS) to run an embedded Ray"
         )
+
+
+def _watch_probe(process: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """The probe's output and how it ended: "exited", "timeout", or "refused" as soon as the cluster
+    rejects its token (Ray itself would retry that for 20 s before saying only ConnectionError)."""
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    verdict = "exited"
+    while process.poll() is None:
+        if any(_AUTH_REFUSED in line for line in lines):
+            verdict = "refused"
+            break
+        if time.monotonic() > deadline:
+            verdict = "timeout"
+            break
+        time.sleep(0.1)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    reader.join(timeout=5)
+    output = "".join(lines)
+    if verdict == "exited" and process.returncode != 0 and _AUTH_REFUSED in output:
+        verdict = "refused"
+    return output, verdict
 
 
 def check_resources(spec: SweepSpec, nodes: list[dict]) -> None:

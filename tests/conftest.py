@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,7 +22,9 @@ MIT_SPLIT_64 = Path(
     os.environ.get("MIT_SPLIT_64") or next((c for c in _CANDIDATES if (c / "train").is_dir()), _CANDIDATES[0])
 )
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Every Ray the tests start, embedded or `ray start`, refuses clients without this run's token.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
 from sweep.preflight import check_resources
 from sweep.spec import SweepSpec, UsageError
-from tests.conftest import free_port, run_cli
+from tests.conftest import cli_env, free_port, run_cli
 from tests.sweep_checks import sweep_runs
 from trainables.core.data import DataSpec
 
@@ -80,3 +83,53 @@ def test_a_failure_after_the_parent_run_exists_leaves_it_failed_with_the_reason(
     _, parent, children = sweep_runs(f"sqlite:///{tmp_path / 'mlruns.db'}", "blocked", "scenesweep-tinynet")
     assert parent.info.status == "FAILED" and not children
     assert parent.data.tags["scenesweep.error"].startswith("FileExistsError"), parent.data.tags
+
+
+@pytest.mark.slow
+def test_the_embedded_ray_refuses_clients_without_the_sweeps_token(tmp_path):
+    """The embedded Ray's GCS listens on every interface; a client without the sweep's own token
+    (auth off, or a token of its own) is refused while the sweep runs."""
+    import psutil
+
+    from tests.conftest import start_cli, wait_for
+
+    no_token = {"RAY_AUTH_MODE": None, "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": None}
+    sweep = start_cli(
+        *("sweep", "--data", "demo", "--samples", "1", "--epochs", "30", "--no-chance-stop", "--name", "guarded"),
+        cwd=tmp_path,
+        log=tmp_path / "sweep.log",
+        env=no_token,
+    )
+    try:
+        port = wait_for(
+            lambda: _gcs_port(psutil.Process(sweep.pid)), timeout=120, what="the embedded GCS", process=sweep
+        )
+        for client_env in ({"RAY_AUTH_MODE": "disabled"}, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}):
+            refused = subprocess.run(
+                [sys.executable, "-c", f"import ray; ray.init(address='127.0.0.1:{port}'); print('JOINED')"],
+                env={**cli_env(no_token), **client_env},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                stdin=subprocess.DEVNULL,
+            )
+            assert refused.returncode != 0 and "JOINED" not in refused.stdout, (client_env, refused.stdout[-2000:])
+            assert "uthenticat" in refused.stderr, refused.stderr[-2000:]
+        assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
+    finally:
+        sweep.send_signal(signal.SIGINT)
+        sweep.wait(timeout=120)
+
+
+def _gcs_port(process) -> int | None:
+    """The port the gcs_server that `process` started listens on (None before it does)."""
+    import psutil
+
+    for child in process.children(recursive=True):
+        try:
+            if child.name() == "gcs_server":
+                ports = [c.laddr.port for c in child.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+                return ports[0] if ports else None
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return None

@@ -269,6 +269,11 @@ class AuthMlflowServer(MlflowServer):
 # --- Ray ----------------------------------------------------------------------------------------
 
 
+def ray_token() -> str:
+    """The test run's Ray token (tests/conftest.py): every node and driver of the cluster needs it."""
+    return os.environ["RAY_AUTH_TOKEN"]
+
+
 class RayNode:
     """One `ray start --block` node (head or worker); its own ports, stopped or killed by PID."""
 
@@ -310,7 +315,7 @@ class RayNode:
         else:
             command += [f"--address={head_address}"]
         env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_NODES}
-        env.update(RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1")
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=ray_token(), PYTHONUNBUFFERED="1")
         self.process = _start(command, log=self.log, env=env, cwd=root)
         try:
             wait_for(
@@ -377,7 +382,7 @@ class RayCluster:
             capture_output=True,
             text=True,
             timeout=120,
-            env={**env, "RAY_AUTH_MODE": "disabled"},
+            env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": ray_token()},
             stdin=subprocess.DEVNULL,
         )
         if result.returncode != 0:

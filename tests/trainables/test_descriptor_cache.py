@@ -1,7 +1,6 @@
 """The descriptor cache: identical arrays, hits across trials and processes, one computation when
 two want the same entry at once, and the Ray object-store layer for clusters without shared disks."""
 
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -100,7 +99,6 @@ def local_ray():
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
-        runtime_env={"env_vars": {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}},
     )
     try:
         yield ray
