@@ -1,7 +1,7 @@
 # The one scenesweep image: the orchestrator, Ray head and GPU workers, and the MLflow server.
 # torch from PyPI is the CUDA build (its CUDA libraries ship in the wheels); GPU containers need
 # only the host's NVIDIA driver and the NVIDIA container runtime.
-FROM python:3.11-slim
+FROM python:3.11.13-slim-bookworm
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

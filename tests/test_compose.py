@@ -4,17 +4,13 @@ properties a shared GPU cluster needs. No Docker engine runs here, so nothing is
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, missing
+from tests.compose import COMPOSE, DOCKERFILE, SECRETS, filled_env, resolved, run_config
+from tests.conftest import ROOT
 
-COMPOSE = ROOT / "docker-compose.yml"
-SECRETS = ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
 # Values only a secret would have: long random-looking tokens or anything named like a secret.
 SECRETISH = re.compile(r"(password|secret|token|key)", re.IGNORECASE)
 
@@ -25,37 +21,8 @@ def compose() -> dict:
 
 
 @pytest.fixture(scope="module")
-def env_file(tmp_path_factory) -> Path:
-    """.env.example with every secret filled, as a user's .env."""
-    text = (ROOT / ".env.example").read_text()
-    for name in SECRETS:
-        assert re.search(rf"^{name}=$", text, re.MULTILINE), f".env.example must leave {name} empty"
-        text = re.sub(rf"^{name}=$", f"{name}=filled-{name.lower()}-0123456789", text, flags=re.MULTILINE)
-    path = tmp_path_factory.mktemp("compose") / ".env"
-    path.write_text(text)
-    return path
-
-
-def docker_compose() -> str:
-    found = shutil.which("docker-compose")
-    if found is None:
-        missing("docker-compose is not installed (make test-all installs it with apt-get when run as root)")
-    return found
-
-
-def run_config(env_file: Path | None) -> subprocess.CompletedProcess:
-    command = [docker_compose(), "-f", str(COMPOSE)]
-    if env_file is not None:
-        command += ["--env-file", str(env_file)]
-    return subprocess.run(
-        [*command, "config"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": "/tmp"},
-    )
+def env_file(tmp_path_factory):
+    return filled_env(tmp_path_factory.mktemp("compose") / ".env")
 
 
 def host_of(port: str) -> str:
@@ -66,10 +33,8 @@ def host_of(port: str) -> str:
 
 
 def test_docker_compose_config_accepts_the_file(env_file):
-    result = run_config(env_file)
-    assert result.returncode == 0, result.stderr
-    resolved = yaml.safe_load(result.stdout)
-    assert set(resolved["services"]) == {
+    config = resolved(env_file)
+    assert set(config["services"]) == {
         "postgres",
         "minio",
         "create-bucket",
@@ -78,26 +43,35 @@ def test_docker_compose_config_accepts_the_file(env_file):
         "ray-worker",
         "orchestrator",
     }
-    for service in resolved["services"].values():
+    for service in config["services"].values():
         for port in service.get("ports", []):  # resolved from BIND_ADDRESS's default
             host = port.get("host_ip") if isinstance(port, dict) else host_of(port)
             assert host == "127.0.0.1", port
-    assert "filled-mlflow_admin_password" in result.stdout  # secrets come from the env file
-
-
-def test_a_missing_secret_stops_compose_with_its_name(env_file, tmp_path):
-    partial = tmp_path / ".env"
-    partial.write_text(
-        re.sub(
-            r"^MLFLOW_FLASK_SERVER_SECRET_KEY=.*$",
-            "MLFLOW_FLASK_SERVER_SECRET_KEY=",
-            env_file.read_text(),
-            flags=re.MULTILINE,
-        )
+    assert config["services"]["mlflow"]["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"] == (
+        "filled-mlflow_admin_password-0123456789"  # secrets come from the env file
     )
+
+
+@pytest.mark.parametrize("name", SECRETS)
+def test_a_missing_secret_stops_compose_with_its_name(env_file, tmp_path, name):
+    partial = tmp_path / ".env"
+    partial.write_text(re.sub(rf"^{name}=.*$", f"{name}=", env_file.read_text(), flags=re.MULTILINE))
     result = run_config(partial)
     assert result.returncode != 0
-    assert "set MLFLOW_FLASK_SERVER_SECRET_KEY in .env" in result.stderr
+    assert f"set {name} in .env" in result.stderr
+
+
+def test_every_image_is_pinned_to_a_release(compose):
+    version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
+    for name, service in compose["services"].items():
+        repository, _, tag = service["image"].partition(":")
+        assert tag and tag != "latest", (name, service["image"])
+        if "build" in service:  # the image built here carries the package's version
+            assert (repository, tag) == ("scenesweep", version), name
+        else:  # an exact release (16.4, RELEASE.2024-12-18T13-15-44Z), never a moving major like 16
+            assert re.fullmatch(r"\d+\.\d+(\.\d+)?|RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", tag), (name, tag)
+    base = re.search(r"^FROM (\S+)$", DOCKERFILE.read_text(), re.MULTILINE).group(1)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # patch release and Debian release
 
 
 def test_every_published_port_is_bound_to_localhost_by_default(compose):
@@ -178,6 +152,6 @@ def test_no_literal_secrets(compose):
 
 
 def test_the_image_installs_cuda_torch_ray_and_the_server_extras():
-    dockerfile = (ROOT / "Dockerfile").read_text()
+    dockerfile = DOCKERFILE.read_text()
     assert 'pip install ".[server]" "ray[default,client]>=2.60,<2.61"' in dockerfile
     assert "torch==" in (ROOT / "pyproject.toml").read_text()  # PyPI's Linux torch wheels are the CUDA build
