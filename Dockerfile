@@ -3,10 +3,12 @@
 # only the host's NVIDIA driver and the NVIDIA container runtime.
 FROM python:3.11.13-slim-bookworm
 
+# RAY_AUTH_MODE=token: every Ray node and driver from this image requires Ray's token (compose mounts
+# it and sets RAY_AUTH_TOKEN_PATH); without it anyone who reaches a Ray port can run code.
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    RAY_AUTH_MODE=disabled \
+    RAY_AUTH_MODE=token \
     MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 
 # libgomp: torch/OpenCV threads; procps: `ray stop` finds its processes.

@@ -8,11 +8,12 @@ import re
 import pytest
 import yaml
 
-from tests.compose import COMPOSE, DOCKERFILE, SECRETS, filled_env, resolved, run_config
+from tests.compose import COMPOSE, DOCKERFILE, SECRETS, filled_env, image_env, resolved, run_config
 from tests.conftest import ROOT
 
 # Values only a secret would have: long random-looking tokens or anything named like a secret.
 SECRETISH = re.compile(r"(password|secret|token|key)", re.IGNORECASE)
+RAY_SERVICES = ("ray-head", "ray-worker", "orchestrator")
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def test_docker_compose_config_accepts_the_file(env_file):
     assert config["services"]["mlflow"]["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"] == (
         "filled-mlflow_admin_password-0123456789"  # secrets come from the env file
     )
+    assert config["secrets"]["ray_token"]["file"] == str(ROOT / "secrets" / "ray_token")
 
 
 @pytest.mark.parametrize("name", SECRETS)
@@ -72,6 +74,20 @@ def test_every_image_is_pinned_to_a_release(compose):
             assert re.fullmatch(r"\d+\.\d+(\.\d+)?|RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", tag), (name, tag)
     base = re.search(r"^FROM (\S+)$", DOCKERFILE.read_text(), re.MULTILINE).group(1)
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # patch release and Debian release
+
+
+def test_ray_nodes_and_the_driver_use_token_auth_from_a_secret_file(compose):
+    assert image_env()["RAY_AUTH_MODE"] == "token"  # the image's default; no service may turn it off
+    for name, service in compose["services"].items():
+        env = service.get("environment", {})
+        assert "RAY_AUTH_MODE" not in env and "RAY_AUTH_TOKEN" not in env, name
+    for name in RAY_SERVICES:
+        service = compose["services"][name]
+        assert service["secrets"] == ["ray_token"], name
+        assert service["environment"]["RAY_AUTH_TOKEN_PATH"] == "/run/secrets/ray_token", name
+    assert compose["secrets"] == {"ray_token": {"file": "./secrets/ray_token"}}
+    assert "/secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert 'secrets.token_hex(32))" > secrets/ray_token' in (ROOT / ".env.example").read_text()
 
 
 def test_every_published_port_is_bound_to_localhost_by_default(compose):
@@ -112,7 +128,7 @@ def test_ray_workers_reserve_a_gpu_scale_and_share_memory(compose):
     assert "--address=ray-head:6379" in worker["command"]
     head = compose["services"]["ray-head"]
     assert "--ray-client-server-port=10001" in head["command"] and "--dashboard-port=8265" in head["command"]
-    for name in ("ray-head", "ray-worker", "orchestrator"):
+    for name in RAY_SERVICES:
         assert compose["services"][name]["shm_size"] == "${RAY_SHM_SIZE:-8gb}", name
         assert "sweeps:/work/sweeps" in compose["services"][name]["volumes"], name  # one checkpoint path on every node
 
@@ -141,14 +157,16 @@ def test_no_literal_secrets(compose):
             yield path, str(node)
 
     for path, value in walk(compose):
-        if SECRETISH.search(path.rsplit(".", 1)[-1]):
+        key = re.sub(r"\[\d+\]$", "", path.rsplit(".", 1)[-1])
+        # `secrets:` lists names of secret files, RAY_AUTH_TOKEN_PATH where one is mounted: no values
+        if SECRETISH.search(key) and key not in ("secrets", "RAY_AUTH_TOKEN_PATH"):
             assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), (path, value)
         for reference in re.findall(r"\$\{([A-Z_]*(?:PASSWORD|SECRET|KEY)[A-Z_]*)([^}]*)\}", value):
             assert reference[1].startswith(":?"), (path, value)  # required, never defaulted
     for name in SECRETS:
         assert f"${{{name}:?" in COMPOSE.read_text(), name
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert not SECRETISH.search(re.sub(r"#.*", "", dockerfile).replace("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", ""))
+    assert not [name for name in image_env() if SECRETISH.search(name)]  # the image sets no secret
+    assert not re.search(r"^ARG", DOCKERFILE.read_text(), re.MULTILINE)  # nor takes one at build time
 
 
 def test_the_image_installs_cuda_torch_ray_and_the_server_extras():
