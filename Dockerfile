@@ -31,8 +31,11 @@ COPY tracking tracking
 COPY serving serving
 COPY sweep sweep
 COPY docker docker
+# /home/scenesweep/auth holds the MLflow server's basic_auth.db: a fresh named volume mounted there
+# takes this directory's owner and mode, so the server (uid 1000) can write it and nobody else reads it.
 RUN pip install --no-deps . \
     && useradd --create-home --uid 1000 scenesweep \
+    && install -d -o scenesweep -g scenesweep -m 700 /home/scenesweep/auth \
     && mkdir -p /work/sweeps /data \
     && chown -R scenesweep /work
 

@@ -3,17 +3,27 @@ properties a shared GPU cluster needs. No Docker engine runs here, so nothing is
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
-from tests.compose import COMPOSE, DOCKERFILE, SECRETS, filled_env, image_env, resolved, run_config
+from tests.compose import COMPOSE, DOCKERFILE, SECRETS, argv_of, filled_env, image_env, resolved, run_config
 from tests.conftest import ROOT
 
 # Values only a secret would have: long random-looking tokens or anything named like a secret.
 SECRETISH = re.compile(r"(password|secret|token|key)", re.IGNORECASE)
 RAY_SERVICES = ("ray-head", "ray-worker", "orchestrator")
+
+
+def load_script(name: str):
+    """A docker/ script as a module (docker/ is not a package: the image runs the files)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docker" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +86,67 @@ def test_every_image_is_pinned_to_a_release(compose):
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # patch release and Debian release
 
 
+def test_no_secret_on_any_command_line(compose, env_file):
+    """Commands, entrypoints and health checks are world-readable (`ps`, `docker inspect`): no secret,
+    no reference to one, goes there; secrets reach processes through the environment or files."""
+    for name, service in compose["services"].items():
+        for word in argv_of(service):
+            assert not re.search(r"\$\$?\{?\w*(PASSWORD|SECRET|TOKEN|KEY)", word), (name, word)
+            assert "://" not in word or "@" not in word, (name, word)  # no user:password@ URL either
+    values = [f"filled-{name.lower()}-0123456789" for name in SECRETS]
+    for name, service in resolved(env_file)["services"].items():
+        for word in argv_of(service):
+            assert not any(value in word for value in values), (name, word)
+
+
+def test_the_mlflow_server_gets_its_postgres_uri_from_the_environment(compose):
+    mlflow = compose["services"]["mlflow"]
+    assert mlflow["entrypoint"] == ["python", "/app/docker/mlflow_server.py"]
+    assert "--artifacts-destination=s3://mlflow/artifacts" in mlflow["command"]
+    assert "--app-name=basic-auth" in mlflow["command"]
+    assert not any(word.startswith("--backend-store-uri") for word in mlflow["command"])
+    postgres = compose["services"]["postgres"]["environment"]
+    env = mlflow["environment"]
+    assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == (postgres["POSTGRES_USER"], postgres["POSTGRES_DB"])
+    assert env["POSTGRES_PASSWORD"] == postgres["POSTGRES_PASSWORD"] and env["POSTGRES_ADDRESS"] == "postgres:5432"
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+
+
+@pytest.mark.parametrize("password", ["plain-password-0123", "p@ss/w:rd%2F+?#&=", "ünïcødé passwörd"])
+def test_the_backend_store_uri_carries_any_password(password):
+    server = load_script("mlflow_server")
+    env = {
+        "POSTGRES_USER": "mlflow",
+        "POSTGRES_PASSWORD": password,
+        "POSTGRES_ADDRESS": "db:5432",
+        "POSTGRES_DB": "mlflow",
+    }
+    url = make_url(server.backend_store_uri(env))
+    assert (url.username, url.password, url.host, url.port, url.database) == ("mlflow", password, "db", 5432, "mlflow")
+
+
+def test_the_mlflow_entrypoint_names_a_missing_variable(monkeypatch):
+    server = load_script("mlflow_server")
+    monkeypatch.setattr("sys.argv", ["mlflow_server.py"])
+    for name in server.PARTS:
+        monkeypatch.setenv(name, "x")
+    monkeypatch.delenv("POSTGRES_ADDRESS")
+    with pytest.raises(SystemExit, match="set POSTGRES_ADDRESS in the service's environment"):
+        server.main()
+
+
+def test_the_auth_directory_exists_in_the_image_owned_by_the_server_user(compose):
+    """A fresh named volume takes the owner and mode of the image's directory it is mounted on: the
+    directory must exist in the image, owned by the uid the server runs as, or basic_auth.db can't be written."""
+    mlflow = compose["services"]["mlflow"]
+    auth = mlflow["working_dir"]
+    assert f"mlflow-auth:{auth}" in mlflow["volumes"] and mlflow["user"] == "1000:1000"
+    dockerfile = DOCKERFILE.read_text()
+    assert "useradd --create-home --uid 1000 scenesweep" in dockerfile
+    assert f"install -d -o scenesweep -g scenesweep -m 700 {auth}" in dockerfile
+    assert dockerfile.index("useradd") < dockerfile.index(f"-m 700 {auth}") < dockerfile.index("USER scenesweep")
+
+
 def test_ray_nodes_and_the_driver_use_token_auth_from_a_secret_file(compose):
     assert image_env()["RAY_AUTH_MODE"] == "token"  # the image's default; no service may turn it off
     for name, service in compose["services"].items():
@@ -111,13 +182,13 @@ def test_services_have_health_checks_and_wait_for_healthy_dependencies(compose):
     assert set(services["orchestrator"]["depends_on"]) == {"ray-head", "mlflow"}
 
 
-def test_mlflow_uses_postgres_s3_and_basic_auth(compose):
-    mlflow = compose["services"]["mlflow"]
-    command = " ".join(mlflow["command"])
-    assert '--backend-store-uri "postgresql://' in command and "@postgres:5432/mlflow" in command
-    assert "--artifacts-destination s3://mlflow/artifacts" in command and "--app-name basic-auth" in command
-    assert mlflow["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
-    assert "mc mb --ignore-existing store/mlflow" in compose["services"]["create-bucket"]["command"][0]
+def test_the_bucket_is_created_with_keys_from_the_environment(compose):
+    bucket = compose["services"]["create-bucket"]
+    assert bucket["entrypoint"] == ["mc"] and bucket["command"] == ["mb", "--ignore-existing", "store/mlflow"]
+    assert bucket["environment"]["MC_HOST_store"] == (
+        "http://${MINIO_ROOT_USER:?set MINIO_ROOT_USER in .env}:"
+        "${MINIO_ROOT_PASSWORD:?set MINIO_ROOT_PASSWORD in .env}@minio:9000"
+    )
 
 
 def test_ray_workers_reserve_a_gpu_scale_and_share_memory(compose):
