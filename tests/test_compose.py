@@ -16,6 +16,7 @@ from tests.conftest import ROOT
 # Values only a secret would have: long random-looking tokens or anything named like a secret.
 SECRETISH = re.compile(r"(password|secret|token|key)", re.IGNORECASE)
 RAY_SERVICES = ("ray-head", "ray-worker", "orchestrator")
+ONE_SHOTS = ("create-bucket", "mlflow-users")
 
 
 def load_script(name: str):
@@ -50,6 +51,7 @@ def test_docker_compose_config_accepts_the_file(env_file):
         "minio",
         "create-bucket",
         "mlflow",
+        "mlflow-users",
         "ray-head",
         "ray-worker",
         "orchestrator",
@@ -60,6 +62,9 @@ def test_docker_compose_config_accepts_the_file(env_file):
             assert host == "127.0.0.1", port
     assert config["services"]["mlflow"]["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"] == (
         "filled-mlflow_admin_password-0123456789"  # secrets come from the env file
+    )
+    assert config["services"]["orchestrator"]["environment"]["MLFLOW_TRACKING_PASSWORD"] == (
+        "filled-mlflow_sweep_password-0123456789"
     )
     assert config["secrets"]["ray_token"]["file"] == str(ROOT / "secrets" / "ray_token")
 
@@ -161,6 +166,80 @@ def test_ray_nodes_and_the_driver_use_token_auth_from_a_secret_file(compose):
     assert 'secrets.token_hex(32))" > secrets/ray_token' in (ROOT / ".env.example").read_text()
 
 
+def test_the_orchestrator_logs_in_as_the_non_admin_account_the_set_up_creates(compose):
+    users = compose["services"]["mlflow-users"]
+    orchestrator = compose["services"]["orchestrator"]
+    assert users["entrypoint"] == ["python", "/app/docker/mlflow_users.py"]
+    assert users["environment"]["MLFLOW_TRACKING_USERNAME"] == "admin"
+    assert users["environment"]["MLFLOW_TRACKING_URI"] == orchestrator["environment"]["MLFLOW_TRACKING_URI"]
+    sweep_user = users["environment"]["MLFLOW_SWEEP_USERNAME"]
+    assert sweep_user != "admin" and orchestrator["environment"]["MLFLOW_TRACKING_USERNAME"] == sweep_user
+    password = "${MLFLOW_SWEEP_PASSWORD:?set MLFLOW_SWEEP_PASSWORD in .env (12+ characters)}"
+    assert (
+        users["environment"]["MLFLOW_SWEEP_PASSWORD"]
+        == orchestrator["environment"]["MLFLOW_TRACKING_PASSWORD"]
+        == password
+    )
+    assert "MLFLOW_ADMIN_PASSWORD" not in str(orchestrator)
+
+
+class FakeAuthClient:
+    """AuthServiceClient's user calls, recorded; `existing` users make create_user fail as MLflow does."""
+
+    def __init__(self, existing=(), error="RESOURCE_ALREADY_EXISTS"):
+        self.existing, self.error, self.calls = set(existing), error, []
+
+    def create_user(self, username, password):
+        from mlflow.exceptions import RestException
+
+        self.calls.append(("create", username, password))
+        if username in self.existing:
+            raise RestException({"error_code": self.error, "message": "no"})
+
+    def update_user_password(self, username, password):
+        self.calls.append(("password", username, password))
+
+    def update_user_admin(self, username, is_admin):
+        self.calls.append(("admin", username, is_admin))
+
+
+@pytest.mark.parametrize(
+    ("existing", "outcome", "calls"),
+    [
+        ((), "created", [("create", "sweeper", "pw")]),
+        (
+            ("sweeper",),
+            "already there: password set from .env",
+            [("create", "sweeper", "pw"), ("password", "sweeper", "pw"), ("admin", "sweeper", False)],
+        ),
+    ],
+)
+def test_the_set_up_creates_the_account_or_resets_it(existing, outcome, calls):
+    client = FakeAuthClient(existing)
+    assert load_script("mlflow_users").ensure_user(client, "sweeper", "pw") == outcome
+    assert client.calls == calls
+
+
+def test_the_set_up_stops_on_any_other_error():
+    from mlflow.exceptions import RestException
+
+    with pytest.raises(RestException):
+        load_script("mlflow_users").ensure_user(FakeAuthClient({"sweeper"}, error="PERMISSION_DENIED"), "sweeper", "pw")
+
+
+def test_the_set_up_refuses_to_demote_the_admin(monkeypatch):
+    for name, value in {
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "MLFLOW_TRACKING_PASSWORD": "x" * 12,
+        "MLFLOW_SWEEP_USERNAME": "admin",
+        "MLFLOW_SWEEP_PASSWORD": "y" * 12,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match="must not be the admin"):
+        load_script("mlflow_users").main()
+
+
 def test_every_published_port_is_bound_to_localhost_by_default(compose):
     published = [(name, port) for name, service in compose["services"].items() for port in service.get("ports", [])]
     assert {name for name, _ in published} >= {"mlflow", "ray-head"}
@@ -176,10 +255,13 @@ def test_services_have_health_checks_and_wait_for_healthy_dependencies(compose):
         assert services[name].get("healthcheck", {}).get("test"), name
     for name, service in services.items():
         for dependency, condition in service.get("depends_on", {}).items():
-            expected = "service_completed_successfully" if dependency == "create-bucket" else "service_healthy"
+            expected = "service_completed_successfully" if dependency in ONE_SHOTS else "service_healthy"
             assert condition == {"condition": expected}, (name, dependency)
+    for name in ONE_SHOTS:
+        assert services[name]["restart"] == "no", name
     assert set(services["mlflow"]["depends_on"]) == {"postgres", "create-bucket"}
-    assert set(services["orchestrator"]["depends_on"]) == {"ray-head", "mlflow"}
+    assert set(services["mlflow-users"]["depends_on"]) == {"mlflow"}
+    assert set(services["orchestrator"]["depends_on"]) == {"ray-head", "mlflow", "mlflow-users"}
 
 
 def test_the_bucket_is_created_with_keys_from_the_environment(compose):
