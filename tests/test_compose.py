@@ -1,5 +1,6 @@
 """docker-compose.yml, read as Docker would: validated by `docker-compose config` and checked for the
-properties a shared GPU cluster needs. No Docker engine runs here, so nothing is started."""
+properties a shared GPU cluster needs. No Docker engine runs here, so nothing is started here
+(tests/test_compose_mlflow.py starts the mlflow service's command outside Docker)."""
 
 from __future__ import annotations
 
