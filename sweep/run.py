@@ -36,7 +36,7 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
     from sweep.tuner import build_tuner, restored_trial_ids
     from tracking.callback import TrialRunCloser
     from tracking.provenance import log_dataset
-    from tracking.reconcile import close_lost_trial_runs, name_replacements
+    from tracking.reconcile import close_lost_trial_runs, name_replacements, recorded_trial_ids
     from tracking.runs import check_tracking, closed_on_failure, get_or_create_experiment, start_sweep_run
     from trainables.core.data import check_data_spec, load_dataset
 
@@ -83,6 +83,7 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
             if resume:  # runs of trials the restored state never knew were lost with the last driver
                 known = restored_trial_ids(str(spec.sweep_dir))
                 lost = close_lost_trial_runs(client, target, known=known)
+                known |= recorded_trial_ids(client, target)
             tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
             interrupted = closer.interrupted
         except KeyboardInterrupt:  # a second Ctrl-C skips Tune's graceful stop

@@ -13,15 +13,47 @@ from __future__ import annotations
 
 import logging
 
+from optuna.trial import TrialState
 from ray.air.constants import TRAINING_ITERATION
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from sweep.study import mark_lost, sweep_trials_taken
 from trainables.trial import ALREADY_FINISHED, TRIAL_COMPLETED, TRIAL_FAILED
 
 logger = logging.getLogger(__name__)
 
 
 class SweepSearch(OptunaSearch):
+    """`samples` (0: no limit) is counted here, not by Tune's num_samples: against the study, which
+    outlives a killed driver. Tune's snapshot lags the study; a trial the last driver asked for after
+    the snapshot is unknown to the restored Tune. One that completed still counts (its result is in
+    the study and MLflow, and is not run again); one that did not is marked lost and its slot is
+    searched again."""
+
+    def __init__(self, *args, samples: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.samples = samples
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.samples and trial_id not in self._ot_trials and self._taken() >= self.samples:
+            return Searcher.FINISHED  # type: ignore[return-value]  # Tune's "no more trials" string
+        return super().suggest(trial_id)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self.samples = getattr(self, "samples", 0)  # a sweep saved before the searcher counted
+        assert self._ot_study is not None
+        known = {trial.number for trial in self._ot_trials.values()}
+        for trial in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.number not in known:
+                mark_lost(self._ot_study, trial)
+
+    def _taken(self) -> int:
+        assert self._ot_study is not None
+        in_flight = {t.number for tid, t in self._ot_trials.items() if tid not in self._completed_trials}
+        return sweep_trials_taken(self._ot_study, in_flight)
+
     @property
     def multi_objective(self) -> bool:
         return isinstance(self.metric, list)
@@ -33,8 +65,12 @@ class SweepSearch(OptunaSearch):
             return
         step = int(result.get("epoch") or result[TRAINING_ITERATION])
         trial = self._ot_trials[trial_id]
-        if step not in trial._cached_frozen_trial.intermediate_values:  # a resumed trial repeats epochs
+        if step in trial._cached_frozen_trial.intermediate_values:  # a resumed trial repeats epochs
+            return
+        try:
             trial.report(float(result[self.metric]), step)
+        except Exception as exc:  # noqa: BLE001 - e.g. it completed under the killed driver; Tune goes on
+            logger.warning("Optuna could not record trial %s's step %d: %s", trial_id, step, exc)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -46,8 +82,6 @@ class SweepSearch(OptunaSearch):
         if not error and result and (completed or (failed and not self.multi_objective)):
             super().on_trial_complete(trial_id, result=result, error=error)
             return
-        from optuna.trial import TrialState
-
         state = TrialState.FAIL if (error or failed) else TrialState.PRUNED
         assert self._ot_study is not None  # set up in __init__: the space is always given
         try:

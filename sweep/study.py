@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from sweep.spec import SweepSpec
 
 STUDY_FILE = "optuna.journal"
+# User attributes that set a study trial apart from the sweep's own searched trials.
+WARM_START_ATTR = "warm_start_from"  # copied in from an earlier sweep (--warm-start); its value names it
+LOST_ATTR = "scenesweep_lost"  # asked for by a driver that died before Tune saved it; never ran to an end
 
 
 def study_storage(spec: SweepSpec) -> optuna.storages.BaseStorage:
@@ -70,8 +73,31 @@ def close_stale_trials(study: optuna.Study) -> int:
 
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
-        study.tell(trial.number, state=TrialState.FAIL)
+        mark_lost(study, trial)
     return len(stale)
+
+
+def mark_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """FAIL, tagged lost: it counts neither as a result nor against --samples."""
+    from optuna.trial import TrialState
+
+    # Optuna sets a running trial's attributes only through its Trial handle or the storage.
+    study._storage.set_trial_user_attr(trial._trial_id, LOST_ATTR, True)
+    study.tell(trial.number, state=TrialState.FAIL)
+
+
+def sweep_trials_taken(study: optuna.Study, in_flight: set[int]) -> int:
+    """How much of --samples a sweep has used: its trials that ended, whichever driver ran them (a
+    lost driver's trial that completed counts once), plus those `in_flight` (numbers), not counting
+    warm-start copies or lost trials."""
+    from optuna.trial import TrialState
+
+    ended = {
+        trial.number
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+        if WARM_START_ATTR not in trial.user_attrs and LOST_ATTR not in trial.user_attrs
+    }
+    return len(ended | in_flight)
 
 
 def close_sweep_study(spec: SweepSpec) -> int:

@@ -91,6 +91,7 @@ def build_tuner(
         points_to_evaluate=[*({**config, **spec.fixed} for config in spec.enqueue), first],
         study_name=spec.name,
         storage=storage,
+        samples=spec.samples,
     )
     scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
     if spec.objective:
@@ -111,7 +112,7 @@ def build_tuner(
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=spec.samples or -1,  # 0: until the budget runs out
+            num_samples=-1,  # the searcher counts --samples against the study (sweep/searcher.py)
             time_budget_s=spec.budget,
             max_concurrent_trials=spec.max_concurrent or None,
             # A trial then starts in a warm worker (torch, MLflow, OpenCV already imported) instead of

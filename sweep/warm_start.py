@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweep.spec import SPEC_FILE, SweepSpec, UsageError
+from sweep.study import WARM_START_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -64,7 +65,7 @@ def seed_study(spec: SweepSpec, study: optuna.Study) -> str | None:
             params=params,
             distributions={k: seed.distributions.get(k, distributions[k]) for k in params},
             intermediate_values=seed.intermediate,
-            user_attrs={"warm_start_from": seed.source},
+            user_attrs={WARM_START_ATTR: seed.source},
         )
         study.add_trial(trial)
         added += 1

@@ -31,9 +31,15 @@ def close_lost_trial_runs(client: MlflowClient, target: SweepTarget, *, known: s
     return lost
 
 
+def recorded_trial_ids(client: MlflowClient, target: SweepTarget) -> set[str]:
+    """The trial ids of the sweep's child runs so far."""
+    return {run.data.tags.get(TAG_TRIAL_ID, "") for run in trial_runs(client, target)}
+
+
 def name_replacements(client: MlflowClient, target: SweepTarget, *, lost: list[str], known: set[str]) -> None:
     """After the resumed sweep: each lost run, oldest first, names the trial that took its slot (the
-    trials new since the restore, in the order they started)."""
+    trials new since the restore, in the order they started). `known`: every trial id recorded at the
+    restore (a trial the restored Tune did not know but that finished took no slot)."""
     if not lost:
         return
     lost_ids = set(lost)

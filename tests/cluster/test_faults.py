@@ -129,11 +129,6 @@ def test_worker_node_killed_mid_trial(topology, tmp_path):
     assert retried[0]["scenesweep.node"] != worker.ip  # finished on a live node
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug (issues 13/15): since the study is persistent, a SIGKILLed driver's journal holds trials "
-    "Tune's last snapshot never knew; the resume then sometimes ends with fewer finished trials than --samples",
-)
 def test_orchestrator_sigkilled_then_resumed_keeps_tpe(topology, tmp_path):
     name, samples, epochs = "fault-sigkill", 4, 6
     storage, log = tmp_path / "sweeps", tmp_path / "sweep.log"

@@ -87,3 +87,51 @@ def test_each_way_a_trial_ends_is_told_to_optuna(tmp_path, results, last, error,
     assert trial.state.name == state
     assert trial.value == value or (value is not None and math.isinf(value) and trial.value == value)
     assert trial.intermediate_values == intermediate
+
+
+def searcher_on(journal: str, samples: int) -> SweepSearch:
+    return SweepSearch(
+        space=space,
+        metric="val_accuracy",
+        mode="max",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        study_name="sweep-k",
+        storage=JournalStorage(JournalFileBackend(journal)),
+        samples=samples,
+    )
+
+
+def test_samples_count_against_the_study_across_a_killed_driver(tmp_path):
+    """Tune's snapshot lags the study. Under the driver that is then SIGKILLed: t1 completes before
+    the snapshot; t2 is running at the snapshot and completes after it; t3 and t4 are asked for after
+    it, t3 completes, t4 is running at the kill. The resumed searcher (restored from the snapshot)
+    counts t1, t2, t3 (their results are in the study), marks t4 lost, and so asks for one more."""
+    journal, snapshot = str(tmp_path / "optuna.journal"), str(tmp_path / "searcher-state.pkl")
+    final = {"val_accuracy": 0.5, "epoch": 1, "training_iteration": 1, "trial_completed": 1}
+    dying = searcher_on(journal, samples=4)
+    for trial_id in ("t1", "t2"):
+        assert dying.suggest(trial_id)
+    dying.on_trial_complete("t1", result=final)
+    dying.save(snapshot)
+    dying.on_trial_complete("t2", result={**final, "val_accuracy": 0.6})
+    assert dying.suggest("t3") and dying.suggest("t4")
+    dying.on_trial_complete("t3", result=final)
+    assert dying.suggest("t5") == "FINISHED"  # t1-t3 ended, t4 in flight: 4 of 4
+
+    resumed = searcher_on(journal, samples=4)
+    resumed.restore(snapshot)
+    # Tune re-runs t2 (running in its snapshot); it reports again, then completes: no error, no change.
+    resumed.on_trial_result("t2", {**final, "epoch": 2, "training_iteration": 2})
+    resumed.on_trial_complete("t2", result={**final, "val_accuracy": 0.7, "already_finished": 1})
+    assert resumed.suggest("n1")  # t4's slot, searched again
+    assert resumed.suggest("n2") == "FINISHED"
+
+    study = optuna.load_study(study_name="sweep-k", storage=JournalStorage(JournalFileBackend(journal)))
+    states = [(t.state.name, t.value, t.user_attrs.get("scenesweep_lost", False)) for t in study.trials]
+    assert states == [
+        ("COMPLETE", 0.5, False),
+        ("COMPLETE", 0.6, False),
+        ("COMPLETE", 0.5, False),
+        ("FAIL", None, True),
+        ("RUNNING", None, False),
+    ]
