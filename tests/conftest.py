@@ -205,3 +205,33 @@ def inception_weights_file(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     torch.save(torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True).state_dict(), path)
     return path
+
+
+# A Ray client without the cluster's token (auth off), and one with a token of its own.
+TOKENLESS_CLIENTS = {
+    "no-auth": {"RAY_AUTH_MODE": "disabled"},
+    "wrong-token": {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "f" * 64},
+}
+
+
+def try_ray_clients(address: str, clients: dict[str, dict]) -> dict[str, tuple[int, str, str]]:
+    """Each client `ray.init(address)` at once (Ray retries a refused token for 20 s): name ->
+    (exit code, stdout, stderr). A client that joins prints JOINED."""
+    base = cli_env({"RAY_AUTH_MODE": None, "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": None})
+    script = f"import ray; ray.init(address={address!r}); print('JOINED')"
+    running = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", script],
+            env={**base, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, env in clients.items()
+    }
+    results = {}
+    for name, process in running.items():
+        out, err = process.communicate(timeout=120)
+        results[name] = (process.returncode, out, err)
+    return results

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from sweep.preflight import check_resources
 from sweep.spec import SweepSpec, UsageError
-from tests.conftest import cli_env, free_port, run_cli
+from tests.conftest import free_port, run_cli
 from tests.sweep_checks import sweep_runs
 from trainables.core.data import DataSpec
 
@@ -91,7 +89,7 @@ def test_the_embedded_ray_refuses_clients_without_the_sweeps_token(tmp_path):
     (auth off, or a token of its own) is refused while the sweep runs."""
     import psutil
 
-    from tests.conftest import start_cli, wait_for
+    from tests.conftest import TOKENLESS_CLIENTS, start_cli, try_ray_clients, wait_for
 
     no_token = {"RAY_AUTH_MODE": None, "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": None}
     sweep = start_cli(
@@ -104,17 +102,9 @@ def test_the_embedded_ray_refuses_clients_without_the_sweeps_token(tmp_path):
         port = wait_for(
             lambda: _gcs_port(psutil.Process(sweep.pid)), timeout=120, what="the embedded GCS", process=sweep
         )
-        for client_env in ({"RAY_AUTH_MODE": "disabled"}, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64}):
-            refused = subprocess.run(
-                [sys.executable, "-c", f"import ray; ray.init(address='127.0.0.1:{port}'); print('JOINED')"],
-                env={**cli_env(no_token), **client_env},
-                capture_output=True,
-                text=True,
-                timeout=120,
-                stdin=subprocess.DEVNULL,
-            )
-            assert refused.returncode != 0 and "JOINED" not in refused.stdout, (client_env, refused.stdout[-2000:])
-            assert "uthenticat" in refused.stderr, refused.stderr[-2000:]
+        for name, (code, out, err) in try_ray_clients(f"127.0.0.1:{port}", TOKENLESS_CLIENTS).items():
+            assert code != 0 and "JOINED" not in out, (name, out[-2000:])
+            assert "uthenticat" in err, (name, err[-2000:])
         assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
     finally:
         sweep.send_signal(signal.SIGINT)

@@ -3,34 +3,19 @@ refused, and a sweep pointed at it says so in one line (exit 2) before anything 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.conftest import cli_env, run_cli
+from tests.conftest import TOKENLESS_CLIENTS, run_cli, try_ray_clients
 
 pytestmark = pytest.mark.slow
 
 WITHOUT_TOKEN = {"RAY_AUTH_MODE": None, "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": None}
 
 
-@pytest.mark.parametrize(
-    "client",
-    [{"RAY_AUTH_MODE": "disabled"}, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "f" * 64}],
-    ids=["no-auth", "wrong-token"],
-)
-def test_a_driver_without_the_clusters_token_is_refused(topology, client):
-    joined = subprocess.run(
-        [sys.executable, "-c", f"import ray; ray.init(address={topology.ray.address!r}); print('JOINED')"],
-        env=cli_env({**WITHOUT_TOKEN, **client}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert joined.returncode != 0 and "JOINED" not in joined.stdout, joined.stdout[-2000:]
-    assert "AuthenticationError" in joined.stderr, joined.stderr[-2000:]
+def test_a_driver_without_the_clusters_token_is_refused(topology):
+    for name, (code, out, err) in try_ray_clients(topology.ray.address, TOKENLESS_CLIENTS).items():
+        assert code != 0 and "JOINED" not in out, (name, out[-2000:])
+        assert "AuthenticationError" in err, (name, err[-2000:])
 
 
 def test_a_sweep_without_the_token_stops_with_one_line_and_records_nothing(topology, tmp_path):
