@@ -15,6 +15,19 @@ def space(trial):
     trial.suggest_float("lr", 1e-4, 1e-1, log=True)
 
 
+def searcher_on(journal: str, *, study: str, samples: int = 0) -> SweepSearch:
+    """A SweepSearch over `space` on a journal study, as build_tuner makes one."""
+    return SweepSearch(
+        space=space,
+        metric="val_accuracy",
+        mode="max",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        study_name=study,
+        storage=JournalStorage(JournalFileBackend(journal)),
+        samples=samples,
+    )
+
+
 def epochs(*values):
     return [{"val_accuracy": v, "epoch": i, "training_iteration": i} for i, v in enumerate(values, start=1)]
 
@@ -68,14 +81,7 @@ CASES = [
 )
 def test_each_way_a_trial_ends_is_told_to_optuna(tmp_path, results, last, error, state, value, intermediate):
     journal = str(tmp_path / "optuna.journal")
-    searcher = SweepSearch(
-        space=space,
-        metric="val_accuracy",
-        mode="max",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        study_name="sweep-a",
-        storage=JournalStorage(JournalFileBackend(journal)),
-    )
+    searcher = searcher_on(journal, study="sweep-a")
     assert "lr" in searcher.suggest("t1")
     for result in results:
         searcher.on_trial_result("t1", result)
@@ -89,18 +95,6 @@ def test_each_way_a_trial_ends_is_told_to_optuna(tmp_path, results, last, error,
     assert trial.intermediate_values == intermediate
 
 
-def searcher_on(journal: str, samples: int) -> SweepSearch:
-    return SweepSearch(
-        space=space,
-        metric="val_accuracy",
-        mode="max",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        study_name="sweep-k",
-        storage=JournalStorage(JournalFileBackend(journal)),
-        samples=samples,
-    )
-
-
 def test_samples_count_against_the_study_across_a_killed_driver(tmp_path):
     """Tune's snapshot lags the study. Under the driver that is then SIGKILLed: t1 completes before
     the snapshot; t2 is running at the snapshot and completes after it; t3 and t4 are asked for after
@@ -108,7 +102,7 @@ def test_samples_count_against_the_study_across_a_killed_driver(tmp_path):
     counts t1, t2, t3 (their results are in the study), marks t4 lost, and so asks for one more."""
     journal, snapshot = str(tmp_path / "optuna.journal"), str(tmp_path / "searcher-state.pkl")
     final = {"val_accuracy": 0.5, "epoch": 1, "training_iteration": 1, "trial_completed": 1}
-    dying = searcher_on(journal, samples=4)
+    dying = searcher_on(journal, study="sweep-k", samples=4)
     for trial_id in ("t1", "t2"):
         assert dying.suggest(trial_id)
     dying.on_trial_complete("t1", result=final)
@@ -118,7 +112,7 @@ def test_samples_count_against_the_study_across_a_killed_driver(tmp_path):
     dying.on_trial_complete("t3", result=final)
     assert dying.suggest("t5") == "FINISHED"  # t1-t3 ended, t4 in flight: 4 of 4
 
-    resumed = searcher_on(journal, samples=4)
+    resumed = searcher_on(journal, study="sweep-k", samples=4)
     resumed.restore(snapshot)
     # Tune re-runs t2 (running in its snapshot); it reports again, then completes: no error, no change.
     resumed.on_trial_result("t2", {**final, "epoch": 2, "training_iteration": 2})
