@@ -83,6 +83,26 @@ def _widest(seen, new):
     return type(new)(min(seen.low, new.low), max(seen.high, new.high), **kwargs)
 
 
+def reachable_distributions(space: str) -> dict:
+    """What --fix accepts: the searched distributions widened by the space's REACHABLE_WITH_FIX
+    ({name: extra categorical choices, or a (low, high) numeric range}), the values a space keeps
+    out of its default search because they waste its budget, but that a user may still ask for."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    distributions = parameter_distributions(space)
+    for name, extra in getattr(space_module(space), "REACHABLE_WITH_FIX", {}).items():
+        searched = distributions[name]
+        if isinstance(searched, CategoricalDistribution):
+            choices = list(searched.choices) + [choice for choice in extra if choice not in searched.choices]
+            numeric = all(isinstance(choice, (int, float)) and not isinstance(choice, bool) for choice in choices)
+            distributions[name] = CategoricalDistribution(sorted(choices) if numeric else choices)
+        else:
+            low, high = extra
+            kind = IntDistribution if isinstance(searched, IntDistribution) else FloatDistribution
+            distributions[name] = _widest(searched, kind(low, high, log=searched.log))
+    return distributions
+
+
 def unavailable(space: str) -> dict:
     """{parameter: {value: why}}: known values a family cannot offer (e.g. BoVW's patented SURF)."""
     return getattr(space_module(space), "UNAVAILABLE", {})
@@ -90,7 +110,7 @@ def unavailable(space: str) -> dict:
 
 def parse_pins(space: str, assignments: list[str]) -> dict:
     """'key=value' strings -> {key: typed value}, checked against the space. Raises ValueError."""
-    distributions = parameter_distributions(space) if assignments else {}
+    distributions = reachable_distributions(space) if assignments else {}
     family = space.rsplit(".", 1)[-1]
     pins = {}
     for assignment in assignments:

@@ -31,19 +31,35 @@ PAPER_BEST = {
 }
 
 
+# The default search leaves out the corners where a sweep's budget went and nothing was found
+# (issue 13, measured on main): `zeros` and plain `normal` inits (every such trial sat at chance
+# level), tanh, 7x7 kernels and 128-pixel inputs (the data is 64x64: one 128 px trial with 7x7
+# kernels spent 400 s on a single epoch), a single block, and 6 blocks or base width 64 (widths
+# double per block: up to 2048 channels and tens of millions of parameters on 2x2 maps). Every
+# value stays reachable with --fix (search_spaces.parse_pins reads this).
+REACHABLE_WITH_FIX = {
+    "blocks": (1, 6),
+    "base_width": [8, 64],
+    "kernel_size": [7],
+    "activation": ["tanh"],
+    "init": ["normal", "zeros"],
+    "input_size": [128],
+}
+
+
 def suggest(trial) -> dict:
-    trial.suggest_int("blocks", 1, 6)
-    trial.suggest_categorical("base_width", [8, 16, 32, 48, 64])
+    trial.suggest_int("blocks", 2, 5)
+    trial.suggest_categorical("base_width", [16, 32, 48])
     trial.suggest_int("convs_per_block", 1, 2)
-    trial.suggest_categorical("kernel_size", [3, 5, 7])
-    trial.suggest_categorical("activation", ["relu", "elu", "leaky_relu", "gelu", "tanh"])
-    trial.suggest_categorical("init", ["kaiming", "glorot_normal", "glorot_uniform", "normal", "zeros"])
+    trial.suggest_categorical("kernel_size", [3, 5])
+    trial.suggest_categorical("activation", ["relu", "elu", "leaky_relu", "gelu"])
+    trial.suggest_categorical("init", ["kaiming", "glorot_normal", "glorot_uniform"])
     trial.suggest_categorical("batchnorm", [True, False])
     trial.suggest_categorical("residual", [True, False])
     trial.suggest_categorical("depthwise", [True, False])
     trial.suggest_float("dropout", 0.0, 0.5)
     suggest_optimization(trial)
-    trial.suggest_categorical("input_size", [32, 64, 128])
+    trial.suggest_categorical("input_size", [32, 64])
     for augmentation in ("aug_hflip", "aug_crop", "aug_rotate", "aug_color"):
         trial.suggest_categorical(augmentation, [True, False])
     return {}

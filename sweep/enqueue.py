@@ -30,4 +30,26 @@ def read_enqueue(path: str, *, space: str) -> list[dict]:
             raise UsageError(
                 f"--enqueue {path}: {family} has no parameter {unknown[0]!r}; it has {', '.join(sorted(known))}"
             )
+        for name, value in config.items():
+            if not _searched(known[name], value):
+                raise UsageError(
+                    f"--enqueue {path}: {name}={value!r} is outside the searched space ({_described(known[name])}); "
+                    f"to run it, pin it with --fix {name}={value}"
+                )
     return configs
+
+
+def _searched(distribution, value) -> bool:
+    """Whether Optuna can replay `value` as a suggestion of this distribution (what enqueue_trial needs)."""
+    try:
+        return distribution._contains(distribution.to_internal_repr(value))
+    except (ValueError, TypeError):
+        return False
+
+
+def _described(distribution) -> str:
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return "one of " + ", ".join(map(str, distribution.choices))
+    return f"[{distribution.low}, {distribution.high}]"

@@ -12,10 +12,10 @@ from trainables.tinynet import build_model
 @pytest.mark.parametrize("seed", range(5))
 def test_samples_are_valid_and_conditional(seed):
     for config in sample_configs(60, seed, space=suggest):
-        assert 1 <= config["blocks"] <= 6 and config["kernel_size"] in (3, 5, 7)
+        assert 2 <= config["blocks"] <= 5 and config["kernel_size"] in (3, 5)
         assert ("momentum" in config) == (config["optimizer"] in ("sgd", "rmsprop"))
         assert ("lr" in config) != config["lr_finder"]
-        assert config["input_size"] in (32, 64, 128)
+        assert config["input_size"] in (32, 64)
 
 
 def test_every_sampled_architecture_builds_and_steps():
@@ -25,6 +25,27 @@ def test_every_sampled_architecture_builds_and_steps():
         out = model(torch.rand(2, 3, 32, 32))
         out.sum().backward()
         assert out.shape == (2, 8)
+
+
+def test_the_default_search_leaves_out_the_corners_that_wasted_its_budget():
+    configs = sample_configs(300, seed=3, space=suggest)
+    assert not any(config["init"] in ("zeros", "normal") for config in configs)
+    assert not any(config["input_size"] == 128 or config["kernel_size"] == 7 for config in configs)
+    assert max(config["base_width"] * 2 ** (config["blocks"] - 1) for config in configs) <= 768
+
+
+def test_fix_still_reaches_every_value_the_full_space_holds():
+    pins = ["init=zeros", "input_size=128", "kernel_size=7", "blocks=1", "base_width=64", "activation=tanh"]
+    assert parse_pins("tinynet", pins) == {
+        "init": "zeros",
+        "input_size": 128,
+        "kernel_size": 7,
+        "blocks": 1,
+        "base_width": 64,
+        "activation": "tanh",
+    }
+    space = PinnedSpace("tinynet", {"init": "zeros", "blocks": 6})
+    assert all(c["init"] == "zeros" and c["blocks"] == 6 for c in sample_configs(5, seed=4, space=space))
 
 
 def test_paper_best_is_a_point_of_the_space():
