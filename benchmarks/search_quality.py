@@ -157,7 +157,7 @@ def plain_optuna_arm(settings: dict) -> dict:
                 raise optuna.TrialPruned()
 
         seed_everything(SEED)
-        session = TrialSession(max_epochs=settings["epochs"], report=report)
+        session = TrialSession(max_epochs=settings["epochs"], report=report, options={"cache_dir": str(CACHE)})
         outcome = fit_and_evaluate(config, dataset, family, session)
         value = (
             session.history[family.metric][-1][1]
@@ -186,7 +186,9 @@ def paper_default_arm(settings: dict) -> dict:
     set_threads(settings["cores"])
     seed_everything(SEED)
     session = TrialSession(
-        max_epochs=settings["paper_epochs"], time_limit=settings["budget_seconds"] - (time.perf_counter() - started)
+        max_epochs=settings["paper_epochs"],
+        time_limit=settings["budget_seconds"] - (time.perf_counter() - started),
+        options={"cache_dir": str(CACHE)},  # BoVW's descriptors: the same cache as the sweep arms'
     )
     config = {**family.default_config(gpu=False), **settings["pins"]}
     outcome = fit_and_evaluate(config, dataset, family, session)
