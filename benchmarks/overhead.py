@@ -135,7 +135,8 @@ def plain_optuna(data: str, *, trials: int, epochs: int, threads: int, per_class
     set_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed=SEED, samples=trials))
-    study.enqueue_trial({**family.default_config(gpu=False), **PINS})
+    for config in family.start_configs(gpu=False):  # where a sweep starts too
+        study.enqueue_trial({**config, **PINS})
     space = PinnedSpace(family.space, PINS)
     fit_seconds, objective_seconds = [], []
 

@@ -2,11 +2,13 @@
 
 Four arms, each given the same `--budget` on the same data, one after another:
 
-- (a) `default`: scenesweep's default search (`orchestrator.py sweep --budget B`: TPE with the
-  paper's configuration first, ASHA, the chance-level stop, as many trials at once as the cores allow);
+- (a) `default`: scenesweep's default search (`orchestrator.py sweep --budget B`: TPE from the
+  paper's configuration and the space's SEARCH_STARTS, ASHA, the chance-level stop, as many trials at once as the cores allow);
 - (b) `random_asha`: the same through scenesweep with `--search random`;
 - (c) `plain_optuna`: a plain Optuna loop in this process, TPE + MedianPruner, each trial calling
   `trainables.trial.fit_and_evaluate` (the function every sweep trial runs); no Ray, no MLflow;
+  it starts from the same configurations as the sweep arms (the paper's, then the space's
+  SEARCH_STARTS), so the arms differ in how they search, not in where they start;
 - (d) `paper_default`: the paper's configuration trained once, with `--paper-epochs` epochs and the
   whole budget as its time limit (training stops at the first epoch end past it).
 
@@ -143,7 +145,8 @@ def plain_optuna_arm(settings: dict) -> dict:
         sampler=make_sampler("tpe", seed=SEED, samples=0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
     )
-    study.enqueue_trial({**family.default_config(gpu=False), **settings["pins"]})
+    for config in family.start_configs(gpu=False):  # the sweep arms' starting points, in the same order
+        study.enqueue_trial({**config, **settings["pins"]})
     space = PinnedSpace(family.space, settings["pins"])
     finished: list[tuple[float, float, float]] = []
 

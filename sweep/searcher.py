@@ -40,6 +40,11 @@ class SweepSearch(OptunaSearch):
             return Searcher.FINISHED  # type: ignore[return-value]  # Tune's "no more trials" string
         return super().suggest(trial_id)
 
+    def was_enqueued(self, trial_id: str) -> bool:
+        """The trial is a configuration chosen before the search (points_to_evaluate), not a proposal."""
+        trial = self._ot_trials.get(trial_id)
+        return trial is not None and "fixed_params" in trial._cached_frozen_trial.system_attrs
+
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
         self.samples = getattr(self, "samples", 0)  # a sweep saved before the searcher counted

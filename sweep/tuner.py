@@ -30,10 +30,11 @@ def build_tuner(
     import ray
     from mlflow.tracking import MlflowClient
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
 
     from search_spaces import PinnedSpace
     from sweep.pareto import objective_metrics
+    from sweep.scheduler import ChosenRunTheirCourse
     from sweep.searcher import SweepSearch
     from sweep.study import new_study, study_storage
     from sweep.warm_start import TAG_WARM_START, seed_study
@@ -74,7 +75,8 @@ def build_tuner(
 
     sampler = make_sampler(spec.search, seed=spec.seed, samples=spec.samples, concurrent=spec.max_concurrent != 1)
     space = PinnedSpace(family.space, spec.fixed) if spec.fixed else family.suggest
-    first = {**family.default_config(gpu=gpus > 0), **spec.fixed}
+    # The paper's configuration first (--samples 1 runs it alone), then the space's other starts.
+    starts = [{**config, **spec.fixed} for config in family.start_configs(gpu=gpus > 0)]
     # The study lives in real Optuna storage named after the sweep (sweep/study.py): Tune's pickled
     # searcher holds only a handle on it, so resume, optuna.load_study and the dashboard share it.
     storage = study_storage(spec)
@@ -88,7 +90,7 @@ def build_tuner(
         metric=metrics if spec.objective else family.metric,  # a list: multi-objective (FIFO only)
         mode=modes if spec.objective else family.mode,
         sampler=sampler,
-        points_to_evaluate=[*({**config, **spec.fixed} for config in spec.enqueue), first],
+        points_to_evaluate=[*({**config, **spec.fixed} for config in spec.enqueue), *starts],
         study_name=spec.name,
         storage=storage,
         samples=spec.samples,
@@ -98,7 +100,8 @@ def build_tuner(
         scheduler_name = "fifo"  # ASHA ranks by one metric (sweep/pareto.py)
     scheduler: FIFOScheduler
     if scheduler_name == "asha":
-        scheduler = ASHAScheduler(
+        scheduler = ChosenRunTheirCourse(
+            searcher=searcher,
             metric=family.metric,
             mode=family.mode,
             max_t=spec.epochs,

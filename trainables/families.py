@@ -58,7 +58,7 @@ class FamilyOption:
 class Family:
     name: str
     metric: str  # what the search optimises (validation or CV, never test)
-    space: str  # module path: suggest(trial) -> constants, PAPER_BEST[, CPU_DEFAULTS, UNAVAILABLE]
+    space: str  # module path: suggest(trial) -> constants, PAPER_BEST[, CPU_DEFAULTS, SEARCH_STARTS, ...]
     trainable: str  # module path: fit(config, dataset, session)
     mode: str = "max"  # "max" or "min"
     per_epoch: bool = True  # reports once per epoch (ASHA can prune it) or once per trial
@@ -77,6 +77,15 @@ class Family:
         space's CPU_DEFAULTS over it when the sweep's trials get no GPU."""
         space = self.space_module
         return {**space.PAPER_BEST, **({} if gpu else getattr(space, "CPU_DEFAULTS", {}))}
+
+    def start_configs(self, *, gpu: bool = True) -> list[dict]:
+        """Where a search starts: the paper's configuration, then the space's SEARCH_STARTS (other
+        known-good configurations), with CPU_DEFAULTS over each where the trials get no GPU."""
+        cpu = {} if gpu else getattr(self.space_module, "CPU_DEFAULTS", {})
+        return [
+            self.default_config(gpu=gpu),
+            *({**start, **cpu} for start in getattr(self.space_module, "SEARCH_STARTS", [])),
+        ]
 
     @property
     def fit(self) -> FitFunction:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from search_spaces import PinnedSpace, parse_pins
-from search_spaces.tinynet import PAPER_BEST, suggest
+from search_spaces.tinynet import PAPER_BEST, SEARCH_STARTS, suggest
 from tests.search_spaces.spaces import assert_point_of_space, sample_configs
 from trainables.tinynet import build_model
 
@@ -48,8 +48,9 @@ def test_fix_still_reaches_every_value_the_full_space_holds():
     assert all(c["init"] == "zeros" and c["blocks"] == 6 for c in sample_configs(5, seed=4, space=space))
 
 
-def test_paper_best_is_a_point_of_the_space():
-    assert_point_of_space("tinynet", PAPER_BEST)
+def test_paper_best_and_the_search_starts_are_points_of_the_space():
+    for config in (PAPER_BEST, *SEARCH_STARTS):
+        assert_point_of_space("tinynet", config)
 
 
 @pytest.mark.parametrize(
