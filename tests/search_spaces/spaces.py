@@ -24,3 +24,13 @@ def assert_point_of_space(family: str, config: dict) -> None:
     for key, value in config.items():
         assert key in distributions, key
         assert distributions[key]._contains(distributions[key].to_internal_repr(value)), key
+
+
+def assert_replays(space, config: dict) -> None:
+    """Enqueued in a study, `config` comes back whole from the space: every key asked for, none sampled."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial(config)
+    trial = study.ask()
+    constants = space(trial) or {}
+    assert {**trial.params, **constants} == config

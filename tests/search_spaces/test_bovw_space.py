@@ -5,8 +5,8 @@ import optuna
 import pytest
 
 from search_spaces import parse_pins
-from search_spaces.bovw import PAPER_BEST, suggest
-from tests.search_spaces.spaces import assert_point_of_space, sample_configs
+from search_spaces.bovw import PAPER_BEST, SEARCH_STARTS, suggest
+from tests.search_spaces.spaces import assert_point_of_space, assert_replays, sample_configs
 from trainables.bovw.classifiers import FeatureSettings
 from trainables.bovw.descriptors import DescriptorSpec
 from trainables.bovw.pipeline import check_encoding
@@ -39,6 +39,18 @@ def test_paper_best_is_the_papers_pipeline_and_a_point_of_the_space():
         PAPER_BEST["svm_kernel"],
     ) == ("dense_sift", "fisher", 16, 32, "rbf")
     assert_point_of_space("bovw", PAPER_BEST)
+
+
+def test_the_search_starts_from_the_paper_then_the_plain_rootsift_fisher_pipeline():
+    (start,) = SEARCH_STARTS
+    assert (start["rootsift"], start["svm_kernel"], start["gmm_components"], start["pyramid_levels"]) == (
+        True,
+        "linear",
+        32,
+        1,
+    )
+    for config in (PAPER_BEST, start):
+        assert_replays(suggest, config)
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

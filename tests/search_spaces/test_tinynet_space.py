@@ -5,7 +5,7 @@ import torch
 
 from search_spaces import PinnedSpace, parse_pins
 from search_spaces.tinynet import PAPER_BEST, SEARCH_STARTS, suggest
-from tests.search_spaces.spaces import assert_point_of_space, sample_configs
+from tests.search_spaces.spaces import assert_point_of_space, assert_replays, sample_configs
 from trainables.tinynet import build_model
 
 
@@ -51,6 +51,7 @@ def test_fix_still_reaches_every_value_the_full_space_holds():
 def test_paper_best_and_the_search_starts_are_points_of_the_space():
     for config in (PAPER_BEST, *SEARCH_STARTS):
         assert_point_of_space("tinynet", config)
+        assert_replays(suggest, config)
 
 
 @pytest.mark.parametrize(
