@@ -247,7 +247,7 @@ def curves_png(results: dict, path: Path, *, budget: float) -> None:
     ax.set_ylabel("best validation accuracy so far")
     ax.set_title("Search quality at the same budget")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -184,6 +184,14 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
         return EXIT_INTERRUPTED
     best = summary.best
     if best is None:
+        if not summary.errors:  # every trial was stopped early: by ASHA, the chance stop or the budget
+            budget = f" within --budget {spec.budget:g}s" if spec.budget else ""
+            print(
+                f"scenesweep: error: no trial finished{budget}: every one was stopped early; "
+                "give trials time to finish (a longer --budget, or fewer --epochs)",
+                file=sys.stderr,
+            )
+            return 1
         print("scenesweep: error: no trial finished; distinct errors:", file=sys.stderr)
         for error, count in summary.errors.most_common():
             print(f"  {count} x {error}", file=sys.stderr)

@@ -85,12 +85,15 @@ def build_tuner(
     if warm := seed_study(spec, new_study(spec, modes, storage)):
         print(f"scenesweep: {warm}")
         MlflowClient(closer.target.uri).set_tag(closer.target.parent_run_id, TAG_WARM_START, warm)
+    chosen = [*({**config, **spec.fixed} for config in spec.enqueue), *starts]
+    if spec.samples:  # none left waiting in the study that the sweep will never run
+        chosen = chosen[: spec.samples]
     searcher = SweepSearch(
         space=space,
         metric=metrics if spec.objective else family.metric,  # a list: multi-objective (FIFO only)
         mode=modes if spec.objective else family.mode,
         sampler=sampler,
-        points_to_evaluate=[*({**config, **spec.fixed} for config in spec.enqueue), *starts],
+        points_to_evaluate=chosen,
         study_name=spec.name,
         storage=storage,
         samples=spec.samples,

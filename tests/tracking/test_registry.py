@@ -114,11 +114,12 @@ def test_other_aliases_are_independent(local_store):
     "uri, message",
     [
         ("models:/no-such-model@champion", "Registered Model with name=no-such-model not found"),
-        ("models:/first@no-such-alias", "alias no-such-alias not found"),
+        ("models:/registered@no-such-alias", "alias no-such-alias not found"),
         ("not-a-model", "neither a model URI nor a folder"),
     ],
 )
 def test_unloadable_models_are_one_line_errors(local_store, uri, message):
+    promote(candidate(local_store.trials[0], score=0.5), tracking_uri=local_store.uri, name="registered")
     with pytest.raises(RegistryError, match=message) as error:
         load_model(uri, tracking_uri=local_store.uri)
     assert "\n" not in str(error.value)
