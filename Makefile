@@ -3,8 +3,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION ?= false
-# pytest-xdist workers: each test file runs on one of them (tests/conftest.py groups them).
-TEST_WORKERS ?= 2
 
 .PHONY: help setup system-deps sweep test test-all lint bench clean
 
@@ -24,10 +22,10 @@ sweep: setup ## a demo sweep: built-in offline data, embedded Ray, local MLflow 
 	$(PY) orchestrator.py sweep --space tinynet --data demo --samples 8 --epochs 6 --fix input_size=32
 
 test: setup ## the fast tier (no end-to-end sweeps; a few minutes): for day-to-day work
-	$(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -m "not slow"
 
 test-all: setup system-deps ## the whole suite, end-to-end sweeps and cluster tests included (what CI runs)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest
 
 lint: setup ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .

@@ -29,16 +29,6 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
-def pytest_collection_modifyitems(config, items):
-    """`make test` and `make test-all` run two pytest-xdist workers (`--dist loadgroup`): each test
-    file stays on one worker, so its module-scoped sweeps run once, and tests/cluster is one group,
-    since its tests share one multi-node Ray cluster and time its faults."""
-    for item in items:
-        parts = Path(str(item.fspath)).relative_to(ROOT).parts
-        group = "cluster" if parts[:2] == ("tests", "cluster") else "/".join(parts)
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 def missing(what: str):
     """A test cannot run because `what` is missing here: skip it, except in CI (CI=true), where a
     missing PostgreSQL, docker-compose or dataset fails the run instead of vanishing from it."""
