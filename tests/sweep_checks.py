@@ -77,8 +77,9 @@ def assert_sweep_recorded(uri: str, sweep: str, *, experiment: str, trials: int,
     assert finished, "no trial finished"
     best = json.loads(Path(client.download_artifacts(parent.info.run_id, "best_trial.json")).read_text())
     metric = "val_accuracy" if per_epoch else "cv_accuracy"
-    top = max(finished, key=lambda r: r.data.metrics[metric])
-    assert best["run_id"] == top.info.run_id
+    top = max(r.data.metrics[metric] for r in finished)  # trials may tie: any of them is the best
+    chosen = [r for r in finished if r.info.run_id == best["run_id"]]
+    assert chosen and chosen[0].data.metrics[metric] == top, (best, top)
     return client, parent, finished
 
 
