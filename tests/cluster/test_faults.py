@@ -130,7 +130,9 @@ def test_worker_node_killed_mid_trial(topology, tmp_path):
 
 
 def test_orchestrator_sigkilled_then_resumed_keeps_tpe(topology, tmp_path):
-    name, samples, epochs = "fault-sigkill", 6, 6  # 6: the two starts run their course together; proposals after them are early in training beside a finished trial
+    # 6: the two starts run their course together; the proposals after them are early in training
+    # beside a finished trial.
+    name, samples, epochs = "fault-sigkill", 6, 6
     storage, log = tmp_path / "sweeps", tmp_path / "sweep.log"
     sweep = start_cli(
         "sweep",
