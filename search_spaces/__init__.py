@@ -11,6 +11,8 @@ such as "tinynet" means the module of that name in this package.
 
 from __future__ import annotations
 
+import functools
+
 import importlib
 
 
@@ -56,6 +58,11 @@ class _PinningTrial:
 
 def parameter_distributions(space: str, *, samples: int = 200) -> dict:
     """Every parameter the space can ask for (under any branch), with its distribution."""
+    return dict(_explored_distributions(space, samples))
+
+
+@functools.cache  # 200 random asks of the space take ~0.5 s, and a sweep needs them several times
+def _explored_distributions(space: str, samples: int) -> dict:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

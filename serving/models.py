@@ -62,6 +62,7 @@ def log_classifier(
     # MLflow files a new logged model under the fluent API's experiment (Default unless set), not
     # under its source run's: point it at the run's experiment, where the UI shows the run.
     mlflow.set_experiment(experiment_id=experiment_id)
+    _skip_installed_module_scan()
     with tempfile.TemporaryDirectory() as tmp:
         saved = classifier.save(Path(tmp) / "classifier")
         quiet = logging.getLogger("mlflow")
@@ -84,6 +85,18 @@ def log_classifier(
             )
         finally:
             quiet.setLevel(level)
+
+
+def _skip_installed_module_scan() -> None:
+    """Logging and loading a model check its pins against the installed packages, first mapping every
+    installed module to its package (importlib_metadata.packages_distributions: ~1.5-1.9 s, once per
+    process). With an empty map the check still runs: it looks each pinned package up by its name
+    (all of ours are pip distributions), so a mismatch is still reported. If MLflow renames this
+    private map, nothing changes but the time."""
+    from mlflow.utils import requirements_utils
+
+    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", ()) is None:
+        setattr(requirements_utils, "_MODULES_TO_PACKAGES", {})  # noqa: B010 - a private name mypy types as None
 
 
 CODE_ARCHIVE = "scenesweep_code.zip"  # pyfunc_entry.py looks for it under the model's code/
@@ -139,6 +152,7 @@ def load_model(uri: str, *, tracking_uri: str):
             f"--model {uri!r} is neither a model URI nor a folder; "
             "use models:/NAME@champion, models:/NAME/VERSION, runs:/RUN_ID/TRIAL_NAME or a model folder"
         )
+    _skip_installed_module_scan()  # loading checks the model's pins against this environment too
     try:
         with fluent_store(tracking_uri):
             return mlflow.pyfunc.load_model(uri)
