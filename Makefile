@@ -62,6 +62,7 @@ bench: setup ## the benchmark suite (README, Performance); BENCH_DATA=path/to/MI
 	$(LOCK) $(PY) -m benchmarks.packing --data $(BENCH_DATA)
 	$(LOCK) $(PY) benchmarks/bovw_cache.py --data $(BENCH_DATA)
 	$(LOCK) $(PY) -m benchmarks.search_quality --data $(BENCH_DATA) --budget $(SEARCH_BUDGET)
+	$(LOCK) $(PY) -m benchmarks.search_ablation --data $(BENCH_DATA) --budget 3m --seeds 0,1,2 --fix input_size=32
 
 clean: ## remove the local sweep state and tracking store
 	rm -rf sweeps mlruns.db mlartifacts

@@ -12,7 +12,6 @@ such as "tinynet" means the module of that name in this package.
 from __future__ import annotations
 
 import functools
-
 import importlib
 
 
@@ -143,7 +142,7 @@ def _typed(raw: str, distribution, key: str):
         for choice in distribution.choices:
             if str(choice).lower() == raw.lower():
                 return choice
-        raise ValueError(f"--fix {key}={raw}: choose one of {', '.join(map(str, distribution.choices))}")
+        raise ValueError(f"--fix {key}={raw}: choose {describe(distribution)}")
     try:
         value = int(raw) if isinstance(distribution, IntDistribution) else float(raw)
     except ValueError:
@@ -152,5 +151,14 @@ def _typed(raw: str, distribution, key: str):
         isinstance(distribution, (IntDistribution, FloatDistribution))
         and not distribution.low <= value <= distribution.high
     ):
-        raise ValueError(f"--fix {key}={raw}: out of the space's range [{distribution.low}, {distribution.high}]")
+        raise ValueError(f"--fix {key}={raw}: out of the space's range {describe(distribution)}")
     return value
+
+
+def describe(distribution) -> str:
+    """A distribution's values as messages name them: 'one of a, b, c' or '[low, high]'."""
+    from optuna.distributions import CategoricalDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        return "one of " + ", ".join(map(str, distribution.choices))
+    return f"[{distribution.low}, {distribution.high}]"

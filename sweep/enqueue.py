@@ -10,7 +10,7 @@ from sweep.errors import UsageError
 
 def read_enqueue(path: str, *, space: str) -> list[dict]:
     """--enqueue FILE.json: one configuration or a list of them, each {parameter: value} of the space."""
-    from search_spaces import parameter_distributions
+    from search_spaces import describe, parameter_distributions
 
     file = Path(path).expanduser()
     try:
@@ -33,7 +33,7 @@ def read_enqueue(path: str, *, space: str) -> list[dict]:
         for name, value in config.items():
             if not _searched(known[name], value):
                 raise UsageError(
-                    f"--enqueue {path}: {name}={value!r} is outside the searched space ({_described(known[name])}); "
+                    f"--enqueue {path}: {name}={value!r} is outside the searched space ({describe(known[name])}); "
                     f"to run it, pin it with --fix {name}={value}"
                 )
     return configs
@@ -46,10 +46,3 @@ def _searched(distribution, value) -> bool:
     except (ValueError, TypeError):
         return False
 
-
-def _described(distribution) -> str:
-    from optuna.distributions import CategoricalDistribution
-
-    if isinstance(distribution, CategoricalDistribution):
-        return "one of " + ", ".join(map(str, distribution.choices))
-    return f"[{distribution.low}, {distribution.high}]"

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from benchmarks.search_ablation import ARMS
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -124,7 +125,7 @@ def test_a_benchmark_without_data_says_so_in_one_line(tmp_path):
 def test_search_quality_runs_every_arm_within_a_tiny_budget(tmp_path):
     results = tmp_path / "results"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.search_quality", "--data", "demo", "--quick", "--budget", "20s"]
+        [sys.executable, "-m", "benchmarks.search_quality", "--data", "demo", "--quick", "--budget", "12s"]
         + ["--results", str(results)],
         cwd=ROOT,
         env=bench_env(tmp_path),
@@ -137,12 +138,49 @@ def test_search_quality_runs_every_arm_within_a_tiny_budget(tmp_path):
     assert (results / "search_quality.png").read_bytes()[:4] == b"\x89PNG"
     arms = payload["arms"]
     assert list(arms) == ["default", "random_asha", "plain_optuna", "paper_default"]
-    assert payload["settings"]["budget_seconds"] == 20
+    assert payload["settings"]["budget_seconds"] == 12
     for name in ("plain_optuna", "paper_default"):  # in this process: nothing to start, always a result
         assert 0 < arms[name]["best_test_accuracy"] <= 1 and arms[name]["curve"]
-    assert arms["paper_default"]["wall_seconds"] < 20 + 60  # the budget plus at most one epoch and the test pass
+    assert arms["paper_default"]["wall_seconds"] < 12 + 60  # the budget plus at most one epoch and the test pass
     for name in ("default", "random_asha"):  # a loaded box may start no trial in time: then it says so
         arm = arms[name]
         assert arm["curve"] or arm.get("error"), arm
         curve = arm["curve"]
         assert all(a[1] < b[1] for a, b in zip(curve, curve[1:]))  # best so far only ever improves
+
+
+def test_search_ablation_runs_every_arm_with_its_rules(tmp_path):
+    results = tmp_path / "results"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.search_ablation", "--data", "demo", "--quick", "--budget", "4s"]
+        + ["--seeds", "3", "--results", str(results)],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    payload = json.loads((results / "search_ablation.json").read_text())
+    assert (results / "search_ablation.png").read_bytes()[:4] == b"\x89PNG"
+    assert payload["settings"]["seeds"] == [3] and payload["settings"]["concurrent"] == 2
+    runs = payload["arms"]
+    assert [r["arm"] for r in runs.values()] == ["all_rules", "told_complete", "no_liar", "no_chance_stop"]
+    for run in runs.values():
+        # The two starts run first, so every arm finishes trials within even a tiny budget.
+        assert run["seed"] == 3 and run["trials"] >= run["finished"] >= 1 and 0 < run["best_test_accuracy"] <= 1
+    assert set(payload["mean"]) == set(ARMS) and "all_rules (mean)" in result.stdout
+
+
+def test_search_ablation_refuses_an_unknown_arm_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.search_ablation", "--data", "demo", "--arms", "all_rules,no_tpe"],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "benchmark: error: --arms: no arm 'no_tpe'; choose from all_rules, told_complete, no_liar, no_chance_stop"
+    )
