@@ -29,7 +29,7 @@ from pathlib import Path
 from statistics import mean
 
 from benchmarks.common import CACHE, BenchmarkError, format_table, main, parser
-from benchmarks.search_quality import QUICK_PINS, _curve, _dataset, _family, curves_png
+from benchmarks.search_quality import QUICK_PINS, _curve, _dataset, _family
 
 RULES = ("pruned_told", "constant_liar", "chance_stop")
 ARMS = {
@@ -79,7 +79,7 @@ def run(args):
     for index, seed in enumerate(seeds):
         for arm in arms[index % len(arms) :] + arms[: index % len(arms)]:  # each seed starts with another arm
             results[f"{arm} seed {seed}"] = {"arm": arm, "seed": seed, **ablation_arm(ARMS[arm], settings, seed)}
-    curves_png(results, Path(args.results) / "search_ablation.png", budget=budget)
+    ablation_png(results, Path(args.results) / "search_ablation.png", budget=budget)
     rows = [
         {
             "arm": r["arm"],
@@ -169,6 +169,46 @@ def ablation_arm(rules: set[str], settings: dict, seed: int) -> dict:
         **counts,
         "states": {s.name: sum(t.state == s for t in study.trials) for s in {t.state for t in study.trials}},
     }
+
+
+def ablation_png(results: dict, path: Path, *, budget: float) -> None:
+    """Best validation accuracy so far against time: one colour per arm, one line style per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arms = list(dict.fromkeys(r["arm"] for r in results.values()))
+    seeds = list(dict.fromkeys(r["seed"] for r in results.values()))
+    styles = ["-", "--", ":", "-."]
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for result in results.values():
+        if not result["curve"]:
+            continue
+        xs, ys = zip(*result["curve"])
+        ax.step(
+            [*xs, max(result["wall_seconds"], xs[-1])],
+            [*ys, ys[-1]],
+            where="post",
+            color=f"C{arms.index(result['arm'])}",
+            linestyle=styles[seeds.index(result["seed"]) % len(styles)],
+        )
+    for index, arm in enumerate(arms):  # one legend entry per arm, with its mean over the seeds
+        figures = _mean_of(arm, results)
+        test = "-" if figures["best_test"] is None else f"{figures['best_test']:.3f}"
+        ax.plot([], [], color=f"C{index}", label=f"{arm} (mean test {test})")
+    for index, seed in enumerate(seeds):
+        ax.plot([], [], color="gray", linestyle=styles[index % len(styles)], label=f"seed {seed}")
+    ax.axvline(budget, color="gray", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("wall seconds since the arm started")
+    ax.set_ylabel("best validation accuracy so far")
+    ax.set_title("Search rules switched off one at a time, same budget")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _warm_up(settings: dict) -> None:
