@@ -45,4 +45,3 @@ def _searched(distribution, value) -> bool:
         return distribution._contains(distribution.to_internal_repr(value))
     except (ValueError, TypeError):
         return False
-
