@@ -42,6 +42,18 @@ def bench_env(tmp_path):
     return env
 
 
+def run_benchmark(module: str, *args: str, tmp_path, timeout: float) -> subprocess.CompletedProcess:
+    """`python -m benchmarks.MODULE ARGS...` from the project root, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
+        cwd=ROOT,
+        env=bench_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture
 def postgres_binaries():
     """The scale benchmark starts PostgreSQL (tests/topology.py); without its binaries this says so."""
@@ -102,21 +114,8 @@ def test_gpu_check_runs_all_five_benchmarks_small_on_cpu(mit_split_tree, tmp_pat
 
 
 def test_a_benchmark_without_data_says_so_in_one_line(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.throughput",
-            "--data",
-            str(tmp_path / "missing"),
-            "--results",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        env=bench_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_benchmark(
+        "throughput", "--data", str(tmp_path / "missing"), "--results", str(tmp_path), tmp_path=tmp_path, timeout=120
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "has no train/ folder" in result.stderr
@@ -124,13 +123,16 @@ def test_a_benchmark_without_data_says_so_in_one_line(tmp_path):
 
 def test_search_quality_runs_every_arm_within_a_tiny_budget(tmp_path):
     results = tmp_path / "results"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.search_quality", "--data", "demo", "--quick", "--budget", "12s"]
-        + ["--results", str(results)],
-        cwd=ROOT,
-        env=bench_env(tmp_path),
-        capture_output=True,
-        text=True,
+    result = run_benchmark(
+        "search_quality",
+        "--data",
+        "demo",
+        "--quick",
+        "--budget",
+        "12s",
+        "--results",
+        str(results),
+        tmp_path=tmp_path,
         timeout=1200,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -151,13 +153,18 @@ def test_search_quality_runs_every_arm_within_a_tiny_budget(tmp_path):
 
 def test_search_ablation_runs_every_arm_with_its_rules(tmp_path):
     results = tmp_path / "results"
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.search_ablation", "--data", "demo", "--quick", "--budget", "4s"]
-        + ["--seeds", "3", "--results", str(results)],
-        cwd=ROOT,
-        env=bench_env(tmp_path),
-        capture_output=True,
-        text=True,
+    result = run_benchmark(
+        "search_ablation",
+        "--data",
+        "demo",
+        "--quick",
+        "--budget",
+        "4s",
+        "--seeds",
+        "3",
+        "--results",
+        str(results),
+        tmp_path=tmp_path,
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -173,13 +180,8 @@ def test_search_ablation_runs_every_arm_with_its_rules(tmp_path):
 
 
 def test_search_ablation_refuses_an_unknown_arm_in_one_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.search_ablation", "--data", "demo", "--arms", "all_rules,no_tpe"],
-        cwd=ROOT,
-        env=bench_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_benchmark(
+        "search_ablation", "--data", "demo", "--arms", "all_rules,no_tpe", tmp_path=tmp_path, timeout=120
     )
     assert result.returncode == 2 and result.stderr.strip() == (
         "benchmark: error: --arms: no arm 'no_tpe'; choose from all_rules, told_complete, no_liar, no_chance_stop"
