@@ -28,7 +28,7 @@ from tests.topology import Postgres, Unavailable  # noqa: E402
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr")
 FINAL_METRICS = ("test_accuracy", "test_loss", "params", "accuracy_per_param", "fit_seconds")
-ARTIFACTS = {"confusion_matrix.png", "classification_report.json", "test_predictions.json", "learning_curves.png"}
+ARTIFACTS = {"confusion_matrix.svg", "classification_report.json", "test_predictions.json", "learning_curves.svg"}
 SMALL = [
     "--fix",
     "input_size=32",

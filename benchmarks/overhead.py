@@ -15,7 +15,9 @@ Overhead per trial = (time from the first trial's start to the last one's end -
 time spent training) / N. Where scenesweep's goes is read back from MLflow: each
 trial records under `perf/`, in disjoint parts, `epoch_log_seconds` (per-epoch MLflow
 log_batch), `tune_seconds` (tune.report + checkpoints), `tracking_seconds` (run,
-params, final metrics, artifacts), `model_log_seconds` and `trial_seconds`;
+params, dataset input, the record handed to its node's recorder) and `trial_seconds`;
+its node's recorder adds, off the trial's path, `artifacts_seconds` (figures, report,
+predictions), `model_log_seconds` and `record_seconds` (all of its work on the trial);
 training = fit_seconds - epoch_log_seconds - tune_seconds; what lies between
 trials is Tune's event loop, the searcher and the trial's start in its Ray actor.
 Start-up (imports, Ray, data, parent run) and the closing summary are counted
@@ -41,6 +43,7 @@ from pathlib import Path
 
 from benchmarks.common import CACHE, ROOT, format_table, main, parser, run_sweep, trial_runs_of
 from tracking.provenance import perf_key
+from tracking.runs import TAG_RECORDED_BY
 
 # Small and fixed, so training time is short and the same from trial to trial.
 PINS = {
@@ -196,6 +199,7 @@ def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: i
     runs.sort(key=lambda r: r.info.start_time)
     # Overhead timings sit under perf/ on the runs (tracking.provenance.perf_key); fit_seconds does not.
     metric = lambda key: sum(r.data.metrics.get(perf_key(key), 0.0) for r in runs)  # noqa: E731
+    inline = sum(r.data.tags.get(TAG_RECORDED_BY) == "trial" for r in runs)
     # A trial's run opens just after it starts and its metrics are logged just before it ends.
     first_start = runs[0].info.start_time / 1000
     last_end = max(r.info.end_time for r in runs) / 1000
@@ -207,7 +211,9 @@ def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: i
             "epoch_log_seconds",
             "tune_seconds",
             "tracking_seconds",
+            "artifacts_seconds",
             "model_log_seconds",
+            "record_seconds",
             "trial_seconds",
         )
     }
@@ -219,10 +225,9 @@ def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: i
         "train_seconds": total["fit_seconds"] - total["epoch_log_seconds"] - total["tune_seconds"],
         **total,
         "between_trials_seconds": loop - total["trial_seconds"],  # Tune's loop, searcher, actor start
-        "in_trial_rest_seconds": total["trial_seconds"]
-        - total["fit_seconds"]
-        - total["tracking_seconds"]
-        - total["model_log_seconds"],  # test evaluation, seeding, imports
+        # test evaluation, seeding, imports (the recorder's work is off the trial's path unless inline)
+        "in_trial_rest_seconds": total["trial_seconds"] - total["fit_seconds"] - total["tracking_seconds"],
+        "recorded_inline": inline,
         "best_val_accuracy": max(r.data.metrics.get("val_accuracy", 0.0) for r in runs),
     }
 
@@ -245,9 +250,11 @@ def compare(plain: dict, sweep: dict, trials: int, *, ray_startup: dict, before:
             per(run["between_trials_seconds"]),
             per(run["epoch_log_seconds"]),
             per(run["tracking_seconds"]),
-            per(run["model_log_seconds"]),
             per(run["tune_seconds"]),
             per(run["in_trial_rest_seconds"]),
+            per(run.get("record_seconds", 0.0)),
+            per(run.get("artifacts_seconds", 0.0)),
+            per(run["model_log_seconds"]),
         ]
 
     names = [
@@ -260,10 +267,12 @@ def compare(plain: dict, sweep: dict, trials: int, *, ray_startup: dict, before:
         "OVER PLAIN OPTUNA, per trial",
         "  searcher / between trials",
         "  MLflow per-epoch logs",
-        "  MLflow run, params, artifacts",
-        "  MLflow logged model",
+        "  MLflow run, dataset, record hand-off",
         "  Tune reports + checkpoints",
         "  test evaluation, seeding, rest",
+        "recorder, off the trial's path, per trial",
+        "  figures, report, predictions",
+        "  logged model",
     ]
     plain_overhead = per(plain["loop_seconds"] - plain["fit_seconds"])
     plain_column = [
@@ -278,8 +287,10 @@ def compare(plain: dict, sweep: dict, trials: int, *, ray_startup: dict, before:
         0.0,
         0.0,
         0.0,
-        0.0,
         per(plain["evaluate_seconds"]),
+        0.0,
+        0.0,
+        0.0,
     ]
     old = figures(before["scenesweep"], before["plain"]) if before else [None] * len(names)
     rows = [

@@ -10,7 +10,8 @@ random features: a few hundred ms of real work), registered at run time.
 While the sweep runs, a probe thread times representative calls against the server (log_batch,
 get_run, search_runs) every --probe-every seconds. Afterwards every run is read back: N of N
 FINISHED with their metrics, none RUNNING. Reported: trials/min (over the trial loop and over the
-whole command), p50/p95 of per-trial bookkeeping (what each trial recorded: MLflow, model, Tune),
+whole command), p50/p95 of per-trial bookkeeping on the trial's path (MLflow run, hand-off, Tune)
+and of the recording off it (figures, model: each node's recorder),
 server latency, the records, and TPE's suggest time on studies of 100 and 1,000 finished trials
 (the searcher's cost as a sweep grows). Bounded: --trials, and --timeout (the sweep is stopped
 and whatever was recorded is checked).
@@ -30,11 +31,13 @@ from pathlib import Path
 
 from benchmarks.common import ROOT, BenchmarkError, format_table, main, parser
 from tracking.provenance import perf_key
+from tracking.runs import TAG_RECORDED_BY
 
 EPOCHS = 3
 PER_EPOCH = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 FINAL = ("test_accuracy", "test_loss", "params", "fit_seconds", "trial_seconds")
-BOOKKEEPING = ("tracking_seconds", "model_log_seconds", "epoch_log_seconds", "tune_seconds")
+BOOKKEEPING = ("tracking_seconds", "epoch_log_seconds", "tune_seconds")  # on the trial's path
+RECORDING = ("record_seconds", "artifacts_seconds", "model_log_seconds")  # by its node's recorder, off the path
 
 
 def run(args):
@@ -281,9 +284,11 @@ def summarise(sweep: dict, records: dict, trials: int) -> dict:
                 "per-trial training p50 / p95 (s)": "{:.3f} / {:.3f}".format(*_p50_p95(training)),
             }
         )
-        for key in BOOKKEEPING:
+        for key in BOOKKEEPING + RECORDING:
             values = [r.data.metrics.get(perf_key(key), 0.0) for r in runs]
             figures[f"  {key} p50 / p95"] = "{:.3f} / {:.3f}".format(*_p50_p95(values))
+        inline = sum(r.data.tags.get(TAG_RECORDED_BY) == "trial" for r in runs)
+        figures["recorded by the node's recorder / inline"] = f"{len(runs) - inline} / {inline}"
     return figures
 
 

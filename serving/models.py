@@ -50,41 +50,64 @@ def log_classifier(
     """Log `classifier` under run `run_id` (of experiment `experiment_id`) as model `name`; returns
     MLflow's ModelInfo (model_uri, model_id). `tags` override the worker's own context (MLflow would
     say the model was logged from Ray's default_worker.py)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = classifier.save(Path(tmp) / "classifier")
+        return log_saved_classifier(
+            run_id,
+            saved,
+            classifier.class_names,
+            example_images,
+            experiment_id=experiment_id,
+            name=name,
+            tags=tags,
+        )
+
+
+def log_saved_classifier(
+    run_id: str,
+    saved: Path,
+    class_names,
+    example_images: np.ndarray,
+    *,
+    experiment_id: str,
+    name: str = MODEL_NAME,
+    tags: dict | None = None,
+):
+    """log_classifier for a classifier already saved (`SceneClassifier.save`) in folder `saved`: a
+    trial saves it and its node's recorder logs it (trainables/recorder.py)."""
     import mlflow
     from mlflow.models import Model, ModelSignature
     from mlflow.types import ColSpec, Schema
 
     signature = ModelSignature(
         inputs=Schema([ColSpec("binary", IMAGE_COLUMN)]),
-        outputs=Schema([ColSpec("double", name) for name in classifier.class_names]),
+        outputs=Schema([ColSpec("double", name) for name in class_names]),
     )
     example = pd.DataFrame({IMAGE_COLUMN: [encode_png(image) for image in example_images[:2]]})
     # MLflow files a new logged model under the fluent API's experiment (Default unless set), not
     # under its source run's: point it at the run's experiment, where the UI shows the run.
     mlflow.set_experiment(experiment_id=experiment_id)
     _skip_installed_module_scan()
-    with tempfile.TemporaryDirectory() as tmp:
-        saved = classifier.save(Path(tmp) / "classifier")
-        quiet = logging.getLogger("mlflow")
-        level = quiet.level
-        quiet.setLevel(logging.WARNING)  # MLflow narrates every step at INFO
-        try:
-            return Model.log(
-                artifact_path=None,
-                name=name,
-                tags=tags,
-                flavor=_PYFUNC_UNCHECKED,
-                run_id=run_id,
-                python_model=str(Path(serving.__file__).parent / "pyfunc_entry.py"),
-                artifacts={"classifier": str(saved)},
-                code_paths=[str(code_archive())],
-                signature=signature,
-                input_example=example,
-                validate_serving_input=False,  # see _PYFUNC_UNCHECKED
-                pip_requirements=list(pinned_requirements()),
-            )
-        finally:
-            quiet.setLevel(level)
+    quiet = logging.getLogger("mlflow")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # MLflow narrates every step at INFO
+    try:
+        return Model.log(
+            artifact_path=None,
+            name=name,
+            tags=tags,
+            flavor=_PYFUNC_UNCHECKED,
+            run_id=run_id,
+            python_model=str(Path(serving.__file__).parent / "pyfunc_entry.py"),
+            artifacts={"classifier": str(saved)},
+            code_paths=[str(code_archive())],
+            signature=signature,
+            input_example=example,
+            validate_serving_input=False,  # see _PYFUNC_UNCHECKED
+            pip_requirements=list(pinned_requirements()),
+        )
+    finally:
+        quiet.setLevel(level)
 
 
 def _skip_installed_module_scan() -> None:

@@ -39,6 +39,8 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
     from tracking.reconcile import close_lost_trial_runs, name_replacements, recorded_trial_ids
     from tracking.runs import check_tracking, closed_on_failure, get_or_create_experiment, start_sweep_run
     from trainables.core.data import check_data_spec, load_dataset
+    from trainables.recorder import Recorders
+    from trainables.trial import TRIAL_COMPLETED
 
     configure_environment()
     family = spec.family_entry
@@ -70,12 +72,13 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
         )
         spec.save()
         _quiet_tune_logs()
-        closer = TrialRunCloser(target)
+        closer = TrialRunCloser(target, completed_key=TRIAL_COMPLETED)
         watchers: list = [sweep_progress(spec, family, client, target, dataset, resume=resume)]
         if output not in (QUIET, VERBOSE):
             watchers.append(trial_console(spec, family, target))
         known: set[str] = set()
         lost: list[str] = []
+        recorders = Recorders(target.parent_run_id)  # finished trials' records, off their path
         try:
             tuner = build_tuner(
                 spec, family, dataset, closer, resume=resume, callbacks=tuple(watchers), verbose=tune_verbosity(output)
@@ -88,6 +91,8 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
             interrupted = closer.interrupted
         except KeyboardInterrupt:  # a second Ctrl-C skips Tune's graceful stop
             interrupted = True
+        finally:
+            drain_recorders(recorders, client, target)  # every finished trial recorded before any is read
         if interrupted:
             closer.record_interruption()
         else:
@@ -105,6 +110,23 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
         _log_gradcam(spec, client, target, dataset)
         print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri, target)}")
     return code
+
+
+def drain_recorders(recorders, client, target) -> None:
+    """Wait for the recorders to record every trial handed to them; say which recordings failed (those
+    runs are FAILED with the reason) and close, FAILED, the runs a lost node's recorder still held."""
+    from tracking.runs import close_open_trial_runs
+    from trainables.recorder import LOST_REASON
+
+    try:
+        failures, lost_nodes = recorders.drain()
+    finally:
+        recorders.stop()
+    for run_id, why in failures:
+        print(f"scenesweep: warning: run {run_id} finished training but could not be recorded: {why}", file=sys.stderr)
+    if lost_nodes:
+        closed = close_open_trial_runs(client, target, status="FAILED", reason=LOST_REASON)
+        print(f"scenesweep: warning: {len(lost_nodes)} node(s) lost with their recorder; {closed} run(s) closed FAILED")
 
 
 def trial_console(spec: SweepSpec, family: Family, target):

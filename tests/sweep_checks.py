@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from tracking.uris import fluent_store
 from trainables.core.images import encode_png
 
-TRIAL_ARTIFACTS = {"confusion_matrix.png", "classification_report.json", "test_predictions.json"}
+TRIAL_ARTIFACTS = {"confusion_matrix.svg", "classification_report.json", "test_predictions.json"}
 SWEEP_ARTIFACTS = {"trials.csv", "best_trial.json", "study"}
 
 
@@ -62,7 +62,7 @@ def assert_sweep_recorded(uri: str, sweep: str, *, experiment: str, trials: int,
         for key in ("test_accuracy", "test_loss", "params", "accuracy_per_param", "fit_seconds"):
             assert key in metrics, key
         assert metrics["accuracy_per_param"] == metrics["test_accuracy"] * 1e5 / metrics["params"]
-        expected = TRIAL_ARTIFACTS | ({"learning_curves.png"} if per_epoch else set())
+        expected = TRIAL_ARTIFACTS | ({"learning_curves.svg"} if per_epoch else set())
         assert expected <= artifact_names(client, child.info.run_id)
         if per_epoch:
             for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds"):

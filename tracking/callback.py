@@ -17,8 +17,10 @@ from tracking.runs import TAG_ERROR, TAG_PRUNED, SweepTarget, find_trial_run
 
 
 class TrialRunCloser(Callback):
-    def __init__(self, target: SweepTarget):
+    def __init__(self, target: SweepTarget, *, completed_key: str):
         self.target = target
+        # A trial whose last result has this key completed: its node's recorder closes its run.
+        self.completed_key = completed_key
         self.interrupted = False  # Ctrl-C (SIGINT) stopped the sweep
         self._running: list[str] = []  # trial ids running at the last step of Tune's loop
         self.stopped_by_interrupt: list[str] = []  # those running when Ctrl-C came
@@ -54,6 +56,8 @@ class TrialRunCloser(Callback):
                 client.set_terminated(run.info.run_id, status="KILLED")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if (trial.last_result or {}).get(self.completed_key):
+            return  # trained and evaluated: its run is being recorded and closes FINISHED
         # Completed while its run is still open: the scheduler stopped it early, or Ctrl-C did.
         if self.interrupted:
             self._close(trial.trial_id, status="KILLED", tags={TAG_ERROR: "sweep interrupted"})

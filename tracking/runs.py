@@ -38,6 +38,7 @@ TAG_PARENT = "mlflow.parentRunId"
 TAG_MODEL_URI = "scenesweep.model_uri"  # the trial's logged model (models:/m-...)
 TAG_TIMED_OUT = "scenesweep.timed_out"  # training stopped early by --trial-timeout
 TAG_CHANCE_STOP = "scenesweep.chance_stop"  # why a trial stopped itself at chance level (pruned)
+TAG_RECORDED_BY = "scenesweep.recorded_by"  # "recorder": off the trial's path; "trial": inline, on it
 
 PER_EPOCH_METRICS = frozenset({"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr"})
 DEFAULT_ARTIFACTS = "mlartifacts"

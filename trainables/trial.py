@@ -36,7 +36,6 @@ CHANCE_STOPPED = "chance_stopped"  # stopped itself at chance level (pruned)
 
 
 _UNRECORDED_OPTIONS = frozenset({"cache_dir"})  # where the decoded data is cached, not how it trains
-PREDICTIONS_TABLE = "test_predictions.json"  # an MLflow table: the run's Evaluation view shows it
 
 
 @dataclass(frozen=True)
@@ -79,10 +78,10 @@ def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> No
     import ray
     from ray import tune
 
-    from serving.models import log_classifier
     from tracking.provenance import log_dataset, perf_named
-    from tracking.runs import TAG_CHANCE_STOP, TAG_MODEL_URI, TAG_NODE, TAG_TIMED_OUT, TrialRun
+    from tracking.runs import TAG_CHANCE_STOP, TAG_NODE, TrialRun
     from tracking.system_metrics import system_metrics
+    from trainables.recorder import hand_off, record_trial
 
     started = time.perf_counter()
     family = settings.family
@@ -92,9 +91,10 @@ def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> No
     seed_everything(settings.seed)
     set_threads(settings.threads)
     context = tune.get_context()
-    # The trial's own overhead, in disjoint parts: MLflow during training (epoch_log) and outside
-    # it (tracking: run, params, final metrics, artifacts), the logged model, Tune's reports and
-    # checkpoints. Training alone = fit_seconds - epoch_log_seconds - tune_seconds.
+    # The trial's own overhead, in disjoint parts: MLflow during training (epoch_log) and outside it
+    # (tracking: the run, its dataset input, the record handed to the recorder), Tune's reports and
+    # checkpoints. Training alone = fit_seconds - epoch_log_seconds - tune_seconds. The recorder adds
+    # what it spends (artifacts, model_log, record) to the same run.
     stopwatch = Stopwatch()
     with stopwatch("tracking"):
         run = TrialRun.open(
@@ -131,31 +131,16 @@ def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> No
     monitor = system_metrics(run.run_id, tracking_uri=target.uri)
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
+        # What is left is bookkeeping: handed to this node's recorder (off the trial's path), or done
+        # here when the node has none (trainables/recorder.py).
         with stopwatch("tracking"):
-            with tempfile.TemporaryDirectory() as folder:
-                write_trial_artifacts(
-                    Path(folder), outcome, dataset, curves=trial_curves(run, session, outcome, resumed)
-                )
-                run.client.log_artifacts(run.run_id, folder)
-            run.client.log_table(run.run_id, data=predictions_table(outcome, dataset), artifact_file=PREDICTIONS_TABLE)
-        # The model before the final metrics: MLflow then has no step-0 metrics to copy onto it (one
-        # history request per metric); the final metrics are linked to it in the same request below.
-        with stopwatch("model_log"):
-            model = log_classifier(
-                run.run_id,
-                outcome.classifier,
-                dataset.x_test[:2],
-                experiment_id=target.experiment_id,
-                name=context.get_trial_name(),
-                tags=dict(target.source),
+            record = trial_record(
+                run, session, outcome, dataset, settings, name=context.get_trial_name(), resumed=resumed
             )
         overhead = perf_named({**stopwatch.metrics(), "trial_seconds": time.perf_counter() - started})
-        run.log(
-            metrics={**perf_named(outcome.metrics), **overhead},
-            tags={TAG_MODEL_URI: model.model_uri, **({TAG_TIMED_OUT: "true"} if session.timed_out else {})},
-            model_id=model.model_id,
-        )
-        run.finish("FINISHED")
+        record.metrics = {**perf_named(outcome.metrics), **overhead}
+        if not hand_off(record, target.parent_run_id):
+            record_trial(record)
     except TrialFailed as exc:
         # Deterministic for this config: record why and let the sweep go on (no retry). Tune insists
         # on the metric in a trial's last result; the worst value also steers TPE away from the config.
@@ -234,14 +219,35 @@ def trial_curves(run, session: TrialSession, outcome: TrialOutcome, resumed: boo
     }
 
 
-def write_trial_artifacts(folder: Path, outcome: TrialOutcome, dataset, *, curves: dict) -> None:
-    from tracking.artifacts import confusion_matrix_png, learning_curves_png, write_json
+def trial_record(
+    run, session: TrialSession, outcome: TrialOutcome, dataset, settings: TrialSettings, *, name: str, resumed: bool
+):
+    """What the finished trial still has to record (trainables.recorder), its classifier saved to a
+    folder on this node that the recording removes."""
+    from tracking.runs import TAG_TIMED_OUT
+    from trainables.recorder import TrialRecord
 
-    names = dataset.class_names
-    confusion_matrix_png(outcome.test.confusion, names, folder / "confusion_matrix.png")
-    write_json(outcome.test.report, folder / "classification_report.json")
-    if any(curves.values()):
-        learning_curves_png(curves, folder / "learning_curves.png")
+    target = settings.target
+    assert target is not None
+    folder = Path(tempfile.mkdtemp(prefix="scenesweep-model-"))
+    saved = outcome.classifier.save(folder / "classifier")
+    return TrialRecord(
+        uri=target.uri,
+        experiment_id=target.experiment_id,
+        run_id=run.run_id,
+        last_logged_step=run.last_logged_step,
+        model_name=name,
+        model_tags=dict(target.source),
+        classifier_folder=str(saved),
+        class_names=list(dataset.class_names),
+        example_images=np.ascontiguousarray(dataset.x_test[:2]),
+        confusion=outcome.test.confusion,
+        report=outcome.test.report,
+        curves=trial_curves(run, session, outcome, resumed),
+        predictions=predictions_table(outcome, dataset),
+        metrics={},
+        tags={TAG_TIMED_OUT: "true"} if session.timed_out else {},
+    )
 
 
 def predictions_table(outcome: TrialOutcome, dataset):

@@ -82,7 +82,7 @@ def test_every_trial_recorded_from_both_nodes(topology, cluster_sweep):
     for run in [parent, *finished]:
         mine = {key.rsplit("/", 1)[-1] for key in stored if f"/{run.info.run_id}/" in key}
         expected = (
-            {"trials.csv", "best_trial.json"} if run is parent else {"confusion_matrix.png", "learning_curves.png"}
+            {"trials.csv", "best_trial.json"} if run is parent else {"confusion_matrix.svg", "learning_curves.svg"}
         )
         assert expected <= mine, (run.info.run_name, mine)
     report_key = next(
