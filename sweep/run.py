@@ -78,7 +78,7 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
             watchers.append(trial_console(spec, family, target))
         known: set[str] = set()
         lost: list[str] = []
-        recorders = Recorders(target.parent_run_id)  # finished trials' records, off their path
+        recorders = Recorders(target.parent_run_id, target.uri)  # finished trials' records, off their path
         try:
             tuner = build_tuner(
                 spec, family, dataset, closer, resume=resume, callbacks=tuple(watchers), verbose=tune_verbosity(output)

@@ -62,13 +62,15 @@ class TrialRecord:
 
 def record_trial(record: TrialRecord) -> None:
     """Write the trial's artifacts, model and final metrics, and close its run FINISHED. If any of it
-    fails, the run ends FAILED with the reason and the error is raised."""
+    fails, the run ends FAILED with the reason and the error is raised. Call it with MLflow's fluent
+    API pointed at `record.uri` (tracking.uris.fluent_store): the trial runs inside one, a recorder
+    holds one for its lifetime (the model is logged through it; entering one per record would not
+    be thread-safe)."""
     from mlflow.tracking import MlflowClient
 
     from serving.models import log_saved_classifier
     from tracking.provenance import perf_named
     from tracking.runs import TAG_MODEL_URI, TrialRun
-    from tracking.uris import fluent_store
 
     started = time.perf_counter()
     stopwatch = Stopwatch()
@@ -81,7 +83,7 @@ def record_trial(record: TrialRecord) -> None:
             run.client.log_table(run.run_id, data=record.predictions, artifact_file=PREDICTIONS_TABLE)
         # The model before the final metrics: MLflow then has no step-0 metrics to copy onto it (one
         # history request per metric); the final metrics are linked to it in the same request below.
-        with stopwatch("model_log"), fluent_store(record.uri):
+        with stopwatch("model_log"):
             model = log_saved_classifier(
                 run.run_id,
                 Path(record.classifier_folder),
@@ -118,14 +120,24 @@ def write_trial_artifacts(folder: Path, record: TrialRecord) -> None:
         learning_curves_svg(record.curves, folder / LEARNING_CURVES)
 
 
-class Recorder:
-    """The node's recorder (a threaded Ray actor): `accept` queues a record and returns at once; one
-    thread records them in order; `drain` waits until all accepted ones are recorded."""
+RECORDER_THREADS = 4  # records in flight per node: recording waits on the tracking server, mostly
 
-    def __init__(self) -> None:
+
+class Recorder:
+    """The node's recorder (a threaded Ray actor) for one sweep's store: `accept` queues a record and
+    returns at once; RECORDER_THREADS threads record them; `drain` waits until all accepted ones are
+    recorded. One thread keeps up with about one trial a second against an MLflow server (a record
+    is some 20 requests: artifacts, the model's files, metrics); trivial trials end faster."""
+
+    def __init__(self, uri: str, threads: int = RECORDER_THREADS) -> None:
+        from tracking.uris import fluent_store
+
         self._queue: queue.Queue[TrialRecord] = queue.Queue()
         self._failures: list[tuple[str, str]] = []  # (run id, why), runs already closed FAILED
-        threading.Thread(target=self._work, name="scenesweep-recorder", daemon=True).start()
+        self._store = fluent_store(uri)  # held open: this process records into this store only
+        self._store.__enter__()
+        for index in range(threads):
+            threading.Thread(target=self._work, name=f"scenesweep-recorder-{index}", daemon=True).start()
 
     def accept(self, record: TrialRecord) -> int:
         self._queue.put(record)
@@ -177,11 +189,11 @@ def hand_off(record: TrialRecord, parent_run_id: str) -> bool:
 class Recorders:
     """The driver's recorders, one per node alive when the sweep starts."""
 
-    def __init__(self, parent_run_id: str):
+    def __init__(self, parent_run_id: str, uri: str):
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        actor = ray.remote(num_cpus=0, max_concurrency=4)(Recorder)
+        actor = ray.remote(num_cpus=0, max_concurrency=4)(Recorder)  # accept and drain beside the work
         self.actors = {}
         for node in ray.nodes():
             if not node.get("Alive"):
@@ -190,7 +202,7 @@ class Recorders:
             self.actors[node_id] = actor.options(
                 name=recorder_name(parent_run_id, node_id),
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-            ).remote()
+            ).remote(uri)
 
     def drain(self) -> tuple[list[tuple[str, str]], list[str]]:
         """Wait until every accepted record is recorded: (failed recordings as (run id, why), the

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.tracking.conftest import tiny_classifier
 from tracking.runs import TAG_ERROR, TAG_MODEL_URI, TAG_RECORDED_BY
+from tracking.uris import fluent_store
 from trainables.core.classifier import Evaluation
 from trainables.recorder import Recorders, TrialRecord, hand_off, record_trial
 from trainables.trial import TrialOutcome, predictions_table
@@ -66,14 +67,15 @@ def assert_recorded(client, record: TrialRecord) -> None:
 
 def test_record_trial_writes_everything_and_closes_the_run(store, demo_dataset):
     record = a_record(store, demo_dataset, name="inline")
-    record_trial(record)
+    with fluent_store(record.uri):  # as inside a trial
+        record_trial(record)
     assert_recorded(store[1], record)
 
 
 def test_a_recording_that_fails_closes_the_run_failed_with_the_reason(store, demo_dataset):
     record = a_record(store, demo_dataset, name="broken")
     record.classifier_folder = str(Path(record.classifier_folder).parent / "not-there")
-    with pytest.raises(Exception):  # noqa: B017 - whatever MLflow raises for a missing folder
+    with pytest.raises(Exception), fluent_store(record.uri):  # noqa: B017 - whatever MLflow raises
         record_trial(record)
     run = store[1].get_run(record.run_id)
     assert run.info.status == "FAILED"
@@ -93,7 +95,7 @@ def local_ray():
 
 def test_the_node_recorder_records_off_the_trials_path_and_drain_waits_for_it(store, demo_dataset, local_ray):
     ray = local_ray
-    recorders = Recorders("parent-a")
+    recorders = Recorders("parent-a", store[0])
     assert len(recorders.actors) == 1  # one per node
 
     @ray.remote(num_cpus=1)
@@ -112,8 +114,8 @@ def test_the_node_recorder_records_off_the_trials_path_and_drain_waits_for_it(st
     recorders.stop()
 
 
-def test_drain_names_a_recorder_that_was_lost(local_ray):
-    recorders = Recorders("parent-lost")
+def test_drain_names_a_recorder_that_was_lost(store, local_ray):
+    recorders = Recorders("parent-lost", store[0])
     (node_id, actor), *_ = recorders.actors.items()
     local_ray.kill(actor)
     assert recorders.drain() == ([], [node_id])
