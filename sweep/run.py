@@ -33,10 +33,15 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
     from mlflow.tracking import MlflowClient
 
     from sweep.console import QUIET, VERBOSE, tune_verbosity
-    from sweep.tuner import build_tuner, restored_trial_ids
+    from sweep.tuner import build_tuner, restored_trials
     from tracking.callback import TrialRunCloser
     from tracking.provenance import log_dataset
-    from tracking.reconcile import close_lost_trial_runs, name_replacements, recorded_trial_ids
+    from tracking.reconcile import (
+        close_lost_trial_runs,
+        close_unrecorded_trial_runs,
+        name_replacements,
+        recorded_trial_ids,
+    )
     from tracking.runs import check_tracking, closed_on_failure, get_or_create_experiment, start_sweep_run
     from trainables.core.data import check_data_spec, load_dataset
     from trainables.recorder import Recorders
@@ -84,8 +89,16 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
                 spec, family, dataset, closer, resume=resume, callbacks=tuple(watchers), verbose=tune_verbosity(output)
             )
             if resume:  # runs of trials the restored state never knew were lost with the last driver
-                known = restored_trial_ids(str(spec.sweep_dir))
+                restored = restored_trials(str(spec.sweep_dir))
+                known = set(restored)
                 lost = close_lost_trial_runs(client, target, known=known)
+                # Completed in the saved state, but the driver died before its recorder wrote the run.
+                completed = {
+                    t: {k: v for k, v in result.items() if k != TRIAL_COMPLETED}
+                    for t, result in restored.items()
+                    if result.get(TRIAL_COMPLETED)
+                }
+                close_unrecorded_trial_runs(client, target, completed=completed)
                 known |= recorded_trial_ids(client, target)
             tuner.fit()  # Ctrl-C: Tune stops the trials, saves its state and returns
             interrupted = closer.interrupted

@@ -138,14 +138,14 @@ def build_tuner(
     )
 
 
-def restored_trial_ids(path: str) -> set[str]:
-    """The trial ids in a sweep's saved Tune state (empty when none was saved)."""
+def restored_trials(path: str) -> dict[str, dict]:
+    """The trials in a sweep's saved Tune state, id -> its last result (empty when none was saved)."""
     from ray import tune
     from ray.tune import ExperimentAnalysis
 
     if not tune.Tuner.can_restore(path):
-        return set()
-    return {trial.trial_id for trial in ExperimentAnalysis(path).trials}
+        return {}
+    return {trial.trial_id: dict(trial.last_result or {}) for trial in ExperimentAnalysis(path).trials}
 
 
 def restored_search(spec: SweepSpec) -> str:

@@ -33,6 +33,10 @@ def test_resume_closes_a_run_lost_with_the_driver_and_counts_it_as_lost(tmp_path
             "scenesweep.role": "trial",
         },
     ).info.run_id
+    # What a driver SIGKILLed while its node's recorder wrote a finished trial leaves: the saved state
+    # has the trial completed, its run is still RUNNING.
+    unrecorded = next(c for c in children if c.info.status == "FINISHED")
+    client.update_run(unrecorded.info.run_id, status="RUNNING")
 
     resumed = run_cli("resume", "rec", cwd=tmp_path, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
@@ -40,10 +44,15 @@ def test_resume_closes_a_run_lost_with_the_driver_and_counts_it_as_lost(tmp_path
     assert run.info.status == "KILLED" and run.data.tags["scenesweep.lost"] == "true"
     assert run.data.tags["scenesweep.error"].startswith("lost with the driver")
 
+    run = client.get_run(unrecorded.info.run_id)
+    assert run.info.status == "FAILED" and "its node's recorder" in run.data.tags["scenesweep.error"]
+    assert run.data.metrics["test_accuracy"] == unrecorded.data.metrics["test_accuracy"]  # from Tune's state
+    assert "time_total_s" not in run.data.metrics and "trial_completed" not in run.data.metrics
+
     _, parent, children = sweep_runs(uri, "rec", "scenesweep-tinynet")
     assert not [c for c in children if c.info.status == "RUNNING"]
     counts = dict((name, int(n)) for name, n in re.findall(r"(\w+) (\d+)", parent.data.tags["scenesweep.trials"]))
-    assert counts.get("lost") == 1 and "running" not in counts, counts
+    assert counts.get("lost") == 1 and counts.get("failed") == 1 and "running" not in counts, counts
     assert sum(counts.values()) == len(children) == 3
 
     status = run_cli("status", "rec", cwd=tmp_path, timeout=120)

@@ -7,7 +7,12 @@ trial id, so the old run would stay open (or count twice) forever. It is closed 
 
 from __future__ import annotations
 
+import math
+import time
+
+from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
+from ray.tune.result import AUTO_RESULT_KEYS, DONE
 
 from tracking.runs import TAG_ERROR, TAG_LOST, TAG_PRUNED, TAG_TRIAL_ID, SweepTarget, trial_runs
 
@@ -29,6 +34,39 @@ def close_lost_trial_runs(client: MlflowClient, target: SweepTarget, *, known: s
         client.set_terminated(run.info.run_id, status="KILLED")
         lost.append(run.info.run_id)
     return lost
+
+
+TUNE_KEYS = frozenset({*AUTO_RESULT_KEYS, DONE, "epoch"})  # what Tune adds to a result, and the epoch counter
+UNRECORDED_REASON = (
+    "lost with the driver while its node's recorder wrote it: no model or figures; "
+    "its final metrics come from the saved Tune state"
+)
+
+
+def close_unrecorded_trial_runs(client: MlflowClient, target: SweepTarget, *, completed: dict[str, dict]) -> list[str]:
+    """Close, FAILED and saying why, the unfinished runs of trials that `completed` (trial id -> the
+    last result the saved Tune state holds) says had trained and been evaluated: their records were
+    handed to a recorder that died with the driver. The result's metrics are logged on the run first,
+    so what Tune knew of the trial is not lost. Returns their run ids."""
+    closed = []
+    for run in trial_runs(client, target):
+        result = completed.get(run.data.tags.get(TAG_TRIAL_ID, ""))
+        if result is None or run.info.status in ("FINISHED", "FAILED", "KILLED"):
+            continue
+        metrics = {
+            k: float(v)
+            for k, v in result.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in TUNE_KEYS
+        }
+        timestamp = int(time.time() * 1000)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, v, timestamp, 0) for k, v in sorted(metrics.items()) if math.isfinite(v)][:1000],
+            tags=[RunTag(TAG_ERROR, UNRECORDED_REASON)],
+        )
+        client.set_terminated(run.info.run_id, status="FAILED")
+        closed.append(run.info.run_id)
+    return closed
 
 
 def recorded_trial_ids(client: MlflowClient, target: SweepTarget) -> set[str]:
