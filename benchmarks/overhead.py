@@ -12,7 +12,9 @@ paper config first) run twice, one trial at a time on the same threads:
   artifacts and logged model (local sqlite store).
 
 Overhead per trial = (time from the first trial's start to the last one's end -
-time spent training) / N. Where scenesweep's goes is read back from MLflow: each
+time spent training) / N; beside it, the median trial's overhead (its cycle, from its run's
+opening to the next trial's, less its training): the steady state of a long sweep, without
+one-off costs such as a fresh worker's first imports. Where scenesweep's goes is read back from MLflow: each
 trial records under `perf/`, in disjoint parts, `epoch_log_seconds` (per-epoch MLflow
 log_batch), `tune_seconds` (tune.report + checkpoints), `tracking_seconds` (run,
 params, dataset input, the record handed to its node's recorder) and `trial_seconds`;
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -163,6 +166,9 @@ def plain_optuna(data: str, *, trials: int, epochs: int, threads: int, per_class
         "fit_seconds": sum(fit_seconds),
         "searcher_seconds": loop - sum(objective_seconds),
         "evaluate_seconds": sum(objective_seconds) - sum(fit_seconds),  # test evaluation, seeding
+        # One trial's overhead, the median: what a long sweep settles at (the mean also carries
+        # one-off costs, such as a fresh worker's imports).
+        "median_overhead_seconds": statistics.median(o - f for o, f in zip(objective_seconds, fit_seconds)),
         "best_val_accuracy": study.best_value,
     }
 
@@ -228,8 +234,29 @@ def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: i
         # test evaluation, seeding, imports (the recorder's work is off the trial's path unless inline)
         "in_trial_rest_seconds": total["trial_seconds"] - total["fit_seconds"] - total["tracking_seconds"],
         "recorded_inline": inline,
+        # Trials run one at a time: from one run's opening to the next's is one trial's cycle, and
+        # its overhead is the cycle less its training (the last trial has no next; it is left out).
+        "median_overhead_seconds": statistics.median(
+            (after.info.start_time - run.info.start_time) / 1000 - _training(run) for run, after in zip(runs, runs[1:])
+        ),
         "best_val_accuracy": max(r.data.metrics.get("val_accuracy", 0.0) for r in runs),
     }
+
+
+def _median_over(run: dict, plain: dict) -> float | None:
+    """The median trial's overhead over the plain loop's median trial (None for older results)."""
+    if "median_overhead_seconds" not in run or "median_overhead_seconds" not in plain:
+        return None
+    return run["median_overhead_seconds"] - plain["median_overhead_seconds"]
+
+
+def _training(run) -> float:
+    metrics = run.data.metrics
+    return (
+        metrics["fit_seconds"]
+        - metrics.get(perf_key("epoch_log_seconds"), 0.0)
+        - metrics.get(perf_key("tune_seconds"), 0.0)
+    )
 
 
 def compare(plain: dict, sweep: dict, trials: int, *, ray_startup: dict, before: dict | None = None) -> list[dict]:
@@ -247,6 +274,7 @@ def compare(plain: dict, sweep: dict, trials: int, *, ray_startup: dict, before:
             per(run["train_seconds"]),
             overhead,
             overhead - per(plain["loop_seconds"] - plain["fit_seconds"]),
+            _median_over(run, plain),
             per(run["between_trials_seconds"]),
             per(run["epoch_log_seconds"]),
             per(run["tracking_seconds"]),
@@ -265,6 +293,7 @@ def compare(plain: dict, sweep: dict, trials: int, *, ray_startup: dict, before:
         "training, per trial",
         "OVERHEAD, per trial",
         "OVER PLAIN OPTUNA, per trial",
+        "  median trial (steady state)",
         "  searcher / between trials",
         "  MLflow per-epoch logs",
         "  MLflow run, dataset, record hand-off",
@@ -282,6 +311,7 @@ def compare(plain: dict, sweep: dict, trials: int, *, ray_startup: dict, before:
         plain["startup_seconds"],
         per(plain["fit_seconds"]),
         plain_overhead,
+        0.0,
         0.0,
         per(plain["searcher_seconds"]),
         0.0,

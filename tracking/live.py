@@ -22,6 +22,9 @@ from tracking.runs import SweepTarget
 TAG_PROGRESS = "scenesweep.progress"
 TAG_HEARTBEAT = "scenesweep.heartbeat"  # unix seconds, written by a running driver
 HEARTBEAT_SECONDS = 30.0
+# A trial's start shows in the progress tag within this long: with short trials it then rides on the
+# next trial's end instead of costing Tune's loop a request of its own between two trials.
+START_LAG_SECONDS = 2.0
 STALE_AFTER_SECONDS = 4 * HEARTBEAT_SECONDS  # a RUNNING sweep this quiet has lost its driver
 TOP = 5
 
@@ -55,6 +58,7 @@ class SweepProgress(Callback):
         self.ended: dict[str, TrialEnd] = {}
         self.running: set[str] = set()
         self._last_beat = 0.0
+        self._unwritten_start = False  # a trial started since the progress tag was last written
         self._best: float | None = None
 
     @property
@@ -86,7 +90,10 @@ class SweepProgress(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running.add(trial.trial_id)
-        self._write(tags={TAG_PROGRESS: self.progress(), TAG_HEARTBEAT: self._beat()})
+        if self.clock() - self._last_beat >= START_LAG_SECONDS:
+            self._write_progress()
+        else:
+            self._unwritten_start = True
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
@@ -110,8 +117,12 @@ class SweepProgress(Callback):
         self._end(trial, TrialEnd(str(trial), "failed", None))
 
     def on_step_end(self, iteration, trials, **info):
-        if self.clock() - self._last_beat >= HEARTBEAT_SECONDS:
-            self._write(tags={TAG_PROGRESS: self.progress(), TAG_HEARTBEAT: self._beat()})
+        quiet = self.clock() - self._last_beat
+        if quiet >= HEARTBEAT_SECONDS or (self._unwritten_start and quiet >= START_LAG_SECONDS):
+            self._write_progress()
+
+    def _write_progress(self) -> None:
+        self._write(tags={TAG_PROGRESS: self.progress(), TAG_HEARTBEAT: self._beat()})
 
     # --- what is written ----------------------------------------------------------------------
 
@@ -171,7 +182,8 @@ class SweepProgress(Callback):
     def _state_tags(self) -> dict:
         return {TAG_PROGRESS: self.progress(), TAG_HEARTBEAT: self._beat(), NOTE_TAG: self.description()}
 
-    def _beat(self) -> str:
+    def _beat(self) -> str:  # every write of the progress tag carries the heartbeat
+        self._unwritten_start = False
         self._last_beat = self.clock()
         return str(int(self._last_beat))
 

@@ -304,11 +304,12 @@ def target_from_run(run) -> SweepTarget:
 class TrialRun:
     """The MLflow child run of one Tune trial; reopened, never duplicated, on retry or resume."""
 
-    def __init__(self, client: MlflowClient, run_id: str, *, status: str, last_step: int):
+    def __init__(self, client: MlflowClient, run_id: str, *, status: str, last_step: int, reopened: bool = False):
         self.client = client
         self.run_id = run_id
         self.previous_status = status  # what it was before this attempt reopened it
         self.last_logged_step = last_step  # epochs up to here are already in MLflow
+        self.reopened = reopened  # an earlier attempt (retry, resume) created it
 
     @classmethod
     def open(
@@ -318,7 +319,9 @@ class TrialRun:
         client = MlflowClient(target.uri)
         run = find_trial_run(client, target, trial_id)
         if run is not None:
-            trial = cls(client, run.info.run_id, status=run.info.status, last_step=logged_epochs(client, run))
+            trial = cls(
+                client, run.info.run_id, status=run.info.status, last_step=logged_epochs(client, run), reopened=True
+            )
             if run.info.status != "FINISHED":
                 client.update_run(run.info.run_id, status="RUNNING")
                 attempt = int(run.data.tags.get(TAG_ATTEMPT, "1")) + 1

@@ -35,8 +35,10 @@ class _Monitor:
             pass
 
 
-def system_metrics(run_id: str, *, tracking_uri: str, interval: float = SAMPLING_SECONDS):
-    """Start sampling into run `run_id`; the returned object's stop() ends it (safe to call once)."""
+def system_metrics(run_id: str, *, tracking_uri: str, interval: float = SAMPLING_SECONDS, resume: bool = True):
+    """Start sampling into run `run_id`; the returned object's stop() ends it (safe to call once).
+    `resume`: the run may hold an earlier attempt's samples, whose steps this one continues (a
+    request to find the last); False for a run just created."""
     try:
         import psutil  # noqa: F401 - MLflow's CPU and memory monitors need it
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -44,6 +46,6 @@ def system_metrics(run_id: str, *, tracking_uri: str, interval: float = SAMPLING
         return _NoMonitor()
     # A retried trial continues its run's system/* steps instead of starting them over at 0.
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # "Started monitoring ..." per trial
-    monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, resume_logging=True, tracking_uri=tracking_uri)
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, resume_logging=resume, tracking_uri=tracking_uri)
     monitor.start()
     return _Monitor(monitor)

@@ -15,6 +15,7 @@ queued on it, those trials' runs are closed FAILED with the reason when the driv
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import shutil
@@ -177,13 +178,21 @@ def hand_off(record: TrialRecord, parent_run_id: str) -> bool:
     from tracking.runs import TAG_RECORDED_BY
 
     record.tags[TAG_RECORDED_BY] = "recorder"
+    name = recorder_name(parent_run_id, ray.get_runtime_context().get_node_id())
     try:
-        recorder = ray.get_actor(recorder_name(parent_run_id, ray.get_runtime_context().get_node_id()))
-        ray.get(recorder.accept.remote(record))  # accepted: from here the driver's drain waits for it
+        ray.get(_recorder(name).accept.remote(record))  # accepted: from here the driver's drain waits for it
     except (ValueError, RayActorError):  # no recorder on this node, or it is gone
+        _recorder.cache_clear()
         record.tags[TAG_RECORDED_BY] = "trial"
         return False
     return True
+
+
+@functools.lru_cache(maxsize=4)  # a warm worker runs many trials of the same sweep: look it up once
+def _recorder(name: str):
+    import ray
+
+    return ray.get_actor(name)
 
 
 class Recorders:

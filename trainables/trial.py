@@ -128,7 +128,7 @@ def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> No
         stopwatch=stopwatch,
         chance_level=1.0 / len(dataset.class_names) if settings.chance_stop else None,
     )
-    monitor = system_metrics(run.run_id, tracking_uri=target.uri)
+    monitor = system_metrics(run.run_id, tracking_uri=target.uri, resume=run.reopened)
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
         # What is left is bookkeeping: handed to this node's recorder (off the trial's path), or done

@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from ray.tune.experiment import Trial
 
-from tracking.live import TAG_HEARTBEAT, TAG_PROGRESS, SweepAbout, SweepProgress, driver_gone
+from tracking.live import START_LAG_SECONDS, TAG_HEARTBEAT, TAG_PROGRESS, SweepAbout, SweepProgress, driver_gone
 from tracking.provenance import NOTE_TAG
 from tracking.runs import get_or_create_experiment, start_sweep_run
 from tracking.summary import TrialRow
@@ -89,3 +89,22 @@ def test_a_resumed_sweep_counts_on_from_the_runs_recorded(parent):
 )
 def test_a_driver_is_gone_when_its_heartbeat_stops(tags, gone):
     assert (driver_gone(tags, now=2000.0) is not None) is gone
+
+
+def test_a_trial_start_right_after_a_write_shows_within_the_lag_not_at_once(parent):
+    client, target = parent
+    now = [1000.0]
+    progress = SweepProgress(target, metric="val_accuracy", mode="max", about=ABOUT, clock=lambda: now[0])
+    progress.setup()  # writes: the lag runs from here
+    shown = lambda: client.get_run(target.parent_run_id).data.tags[TAG_PROGRESS]  # noqa: E731
+    progress.on_trial_start(0, [], trial("a"))
+    assert shown().endswith("0 running; 0s")  # no request between two short trials
+    now[0] += START_LAG_SECONDS / 2
+    progress.on_step_end(0, [])
+    assert shown().endswith("0 running; 0s")
+    now[0] += START_LAG_SECONDS
+    progress.on_step_end(0, [])  # within the lag of the start, the progress says it
+    assert "1 running" in shown()
+    now[0] += START_LAG_SECONDS
+    progress.on_trial_start(0, [], trial("b"))  # long after the last write: at once
+    assert "2 running" in shown()
