@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -202,14 +203,16 @@ class Recorders:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        actor = ray.remote(num_cpus=0, max_concurrency=4)(Recorder)  # accept and drain beside the work
-        self.actors = {}
+        actor = ray.remote(Recorder)
+        self.actors: dict[str, Any] = {}  # node id -> the recorder's actor handle
         for node in ray.nodes():
             if not node.get("Alive"):
                 continue
             node_id = node["NodeID"]
             self.actors[node_id] = actor.options(
                 name=recorder_name(parent_run_id, node_id),
+                num_cpus=0,
+                max_concurrency=4,  # accept and drain beside the recording threads
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
             ).remote(uri)
 
