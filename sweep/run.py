@@ -88,11 +88,15 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
             tuner = build_tuner(
                 spec, family, dataset, closer, resume=resume, callbacks=tuple(watchers), verbose=tune_verbosity(output)
             )
-            if resume:  # runs of trials the restored state never knew were lost with the last driver
+            if resume:
+                # A killed driver's recorders live on (detached) on a standing cluster: what they still
+                # hold lands first, then MLflow is squared with the saved state.
+                recorders.drain()
                 restored = restored_trials(str(spec.sweep_dir))
                 known = set(restored)
+                # Runs of trials the restored state never knew were lost with the last driver.
                 lost = close_lost_trial_runs(client, target, known=known)
-                # Completed in the saved state, but the driver died before its recorder wrote the run.
+                # Completed in the saved state, but never recorded (the recorder died too).
                 completed = {
                     t: {k: v for k, v in result.items() if k != TRIAL_COMPLETED}
                     for t, result in restored.items()

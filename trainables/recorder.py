@@ -35,6 +35,9 @@ LEARNING_CURVES = "learning_curves.svg"
 REPORT = "classification_report.json"
 PREDICTIONS_TABLE = "test_predictions.json"  # an MLflow table: the run's Evaluation view shows it
 RECORDER_PREFIX = "scenesweep-recorder"
+# Recorders outlive their driver (detached), in a namespace of their own: a driver killed mid-sweep
+# leaves them recording what they hold, and `resume` finds them by name and waits for them.
+RECORDER_NAMESPACE = "scenesweep-recorders"
 LOST_REASON = "its node's recorder was lost before the trial was recorded (node died?)"
 
 log = logging.getLogger(__name__)
@@ -193,11 +196,14 @@ def hand_off(record: TrialRecord, parent_run_id: str) -> bool:
 def _recorder(name: str):
     import ray
 
-    return ray.get_actor(name)
+    return ray.get_actor(name, namespace=RECORDER_NAMESPACE)
 
 
 class Recorders:
-    """The driver's recorders, one per node alive when the sweep starts."""
+    """The driver's recorders, one per node alive when the sweep starts. They are detached: if the
+    driver dies they record what they were given, and a resumed sweep takes them over (same names)
+    and drains them before it squares MLflow with the saved state. `stop` ends them; a sweep killed
+    and never resumed leaves them idle (no CPU reserved) until its Ray cluster stops."""
 
     def __init__(self, parent_run_id: str, uri: str):
         import ray
@@ -211,6 +217,9 @@ class Recorders:
             node_id = node["NodeID"]
             self.actors[node_id] = actor.options(
                 name=recorder_name(parent_run_id, node_id),
+                namespace=RECORDER_NAMESPACE,
+                lifetime="detached",
+                get_if_exists=True,  # a killed driver's recorder, still holding records: take it over
                 num_cpus=0,
                 max_concurrency=4,  # accept and drain beside the recording threads
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
