@@ -49,7 +49,7 @@ def bench_cache(data: str, cpus: int, folds: int) -> dict:
     from search_spaces.bovw import PAPER_BEST
     from trainables.core.data import DataSpec, load_dataset
     from trainables.core.session import TrialSession
-    from trainables.trial import fit_and_evaluate, seed_everything, set_threads
+    from trainables.training import fit_and_evaluate, seed_everything, set_threads
 
     set_threads(cpus)
     with tempfile.TemporaryDirectory(prefix="bovw-bench-") as folder:

@@ -23,8 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import MlflowServer, cli_env  # noqa: E402
-from tests.topology import Postgres, Unavailable  # noqa: E402
+from benchmarks.servers import MlflowServer, Postgres, Unavailable, cli_env  # noqa: E402
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr")
 FINAL_METRICS = ("test_accuracy", "test_loss", "params", "accuracy_per_param", "fit_seconds")

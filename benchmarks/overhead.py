@@ -5,7 +5,7 @@ and the overhead shows; everything else searched by the same seeded TPE sampler,
 paper config first) run twice, one trial at a time on the same threads:
 
 - plain: `optuna.study.optimize` in this process, each trial calling
-  `trainables.trial.fit_and_evaluate` (the function every sweep trial runs) and
+  `trainables.training.fit_and_evaluate` (the function every sweep trial runs) and
   returning the last validation accuracy; nothing recorded;
 - scenesweep: `orchestrator.py sweep --scheduler fifo --max-concurrent 1`, every
   trial a Tune trial with its MLflow child run, per-epoch metrics, checkpoints,
@@ -133,7 +133,7 @@ def plain_optuna(data: str, *, trials: int, epochs: int, threads: int, per_class
     from trainables.core.data import DataSpec, load_dataset
     from trainables.core.session import TrialSession
     from trainables.families import get_family
-    from trainables.trial import fit_and_evaluate, seed_everything, set_threads
+    from trainables.training import fit_and_evaluate, seed_everything, set_threads
 
     started = time.perf_counter()
     family = get_family("tinynet")

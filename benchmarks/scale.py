@@ -45,9 +45,7 @@ def run(args):
     suggest_at = (20, 100) if args.quick else (100, 1000)
     if trials < 1 or args.timeout <= 0:
         raise BenchmarkError("--trials must be at least 1 and --timeout positive")
-    sys.path.insert(0, str(ROOT))  # tests.topology: the same servers the cluster tests start
-    from tests.conftest import MlflowServer
-    from tests.topology import Postgres, S3Server, Unavailable
+    from benchmarks.servers import MlflowServer, Postgres, S3Server, Unavailable  # the cluster tests' servers
 
     load_before = os.getloadavg()[0]
     suggest = {str(n): tpe_suggest_seconds(n) for n in suggest_at}

@@ -14,7 +14,7 @@ Every arm is the same in-process loop: Optuna's `study.optimize` with two trials
 thread each), the sweep's sampler (`sweep.tuner.make_sampler`), successive halving with the
 sweep's ASHA settings (grace period epochs // 5, at least 2; reduction factor 3), the sweep's
 starting configurations first (the paper's, then the space's SEARCH_STARTS, which run their
-course), and the function every sweep trial runs (`trainables.trial.fit_and_evaluate`). No Ray
+course), and the function every sweep trial runs (`trainables.training.fit_and_evaluate`). No Ray
 and no MLflow: their cost is the same in every arm and would only add noise. Each arm runs once
 per `--seeds`; a trial counts when it finished all its epochs and was evaluated on test.
 
@@ -106,7 +106,7 @@ def ablation_arm(rules: set[str], settings: dict, seed: int) -> dict:
     from search_spaces import PinnedSpace
     from sweep.tuner import make_sampler
     from trainables.core.session import AtChanceLevel, TrialSession
-    from trainables.trial import fit_and_evaluate, seed_everything, set_threads
+    from trainables.training import fit_and_evaluate, seed_everything, set_threads
 
     family, dataset = _family(settings), _dataset(settings)
     set_threads(1)  # one core per trial, CONCURRENT trials at once

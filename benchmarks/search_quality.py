@@ -6,7 +6,7 @@ Four arms, each given the same `--budget` on the same data, one after another:
   paper's configuration and the space's SEARCH_STARTS, ASHA, the chance-level stop, as many trials at once as the cores allow);
 - (b) `random_asha`: the same through scenesweep with `--search random`;
 - (c) `plain_optuna`: a plain Optuna loop in this process, TPE + MedianPruner, each trial calling
-  `trainables.trial.fit_and_evaluate` (the function every sweep trial runs); no Ray, no MLflow;
+  `trainables.training.fit_and_evaluate` (the function every sweep trial runs); no Ray, no MLflow;
   it starts from the same configurations as the sweep arms (the paper's, then the space's
   SEARCH_STARTS), so the arms differ in how they search, not in where they start;
 - (d) `paper_default`: the paper's configuration trained once, with `--paper-epochs` epochs and the
@@ -133,7 +133,7 @@ def plain_optuna_arm(settings: dict) -> dict:
     from search_spaces import PinnedSpace
     from sweep.tuner import make_sampler
     from trainables.core.session import TrialSession
-    from trainables.trial import fit_and_evaluate, seed_everything, set_threads
+    from trainables.training import fit_and_evaluate, seed_everything, set_threads
 
     started = time.perf_counter()
     family, dataset = _family(settings), _dataset(settings)
@@ -182,7 +182,7 @@ def plain_optuna_arm(settings: dict) -> dict:
 
 def paper_default_arm(settings: dict) -> dict:
     from trainables.core.session import TrialSession
-    from trainables.trial import fit_and_evaluate, seed_everything, set_threads
+    from trainables.training import fit_and_evaluate, seed_everything, set_threads
 
     started = time.perf_counter()
     family, dataset = _family(settings), _dataset(settings)

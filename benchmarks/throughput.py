@@ -44,7 +44,7 @@ def config() -> dict:
 
 def run(args):
     from trainables.core.data import DataSpec, load_dataset
-    from trainables.trial import seed_everything, set_threads
+    from trainables.training import seed_everything, set_threads
 
     threads = args.threads or len(__import__("os").sched_getaffinity(0))
     set_threads(threads)

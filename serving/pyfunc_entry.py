@@ -5,7 +5,7 @@ from pathlib import Path
 
 import mlflow
 
-# The model's own copy of scenesweep's packages (serving/models.py: code_archive), ahead of any
+# The model's own copy of scenesweep's packages (sweep/models.py: CODE_ARCHIVE), ahead of any
 # installed one, so the model runs the code that trained it. Older models carry the packages as
 # folders under code/, which MLflow puts on sys.path itself.
 _ARCHIVE = Path(__file__).resolve().parent / "code" / "scenesweep_code.zip"

@@ -33,6 +33,8 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
     from mlflow.tracking import MlflowClient
 
     from sweep.console import QUIET, VERBOSE, tune_verbosity
+    from sweep.recorder import Recorders
+    from sweep.trial import TRIAL_COMPLETED
     from sweep.tuner import build_tuner, restored_trials
     from tracking.callback import TrialRunCloser
     from tracking.provenance import log_dataset
@@ -44,8 +46,6 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
     )
     from tracking.runs import check_tracking, closed_on_failure, get_or_create_experiment, start_sweep_run
     from trainables.core.data import check_data_spec, load_dataset
-    from trainables.recorder import Recorders
-    from trainables.trial import TRIAL_COMPLETED
 
     configure_environment()
     family = spec.family_entry
@@ -132,8 +132,8 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
 def drain_recorders(recorders, client, target) -> None:
     """Wait for the recorders to record every trial handed to them; say which recordings failed (those
     runs are FAILED with the reason) and close, FAILED, the runs a lost node's recorder still held."""
+    from sweep.recorder import LOST_REASON
     from tracking.runs import close_open_trial_runs
-    from trainables.recorder import LOST_REASON
 
     try:
         failures, lost_nodes = recorders.drain()

@@ -19,7 +19,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from sweep.study import mark_lost, sweep_trials_taken
-from trainables.trial import ALREADY_FINISHED, TRIAL_COMPLETED, TRIAL_FAILED
+from sweep.trial import ALREADY_FINISHED, TRIAL_COMPLETED, TRIAL_FAILED
 
 logger = logging.getLogger(__name__)
 

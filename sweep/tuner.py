@@ -37,8 +37,8 @@ def build_tuner(
     from sweep.scheduler import ChosenRunTheirCourse
     from sweep.searcher import SweepSearch
     from sweep.study import new_study, study_storage
+    from sweep.trial import TrialSettings, run_trial
     from sweep.warm_start import TAG_WARM_START, seed_study
-    from trainables.trial import TrialSettings, run_trial
 
     gpus = spec.gpus_per_trial
     if gpus is None:

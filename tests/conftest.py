@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from benchmarks.servers import MlflowServer, cli_env, free_port, wait_for, wait_for_http  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 # The paper's data, 64x64 (see shared/data/mit_split_64/README.md); $MIT_SPLIT_64 points elsewhere.
@@ -51,12 +51,6 @@ def demo_dataset():
     return load_dataset(DataSpec())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def busy_port():
     """A loopback port something is listening on (for commands that must refuse it)."""
@@ -66,105 +60,11 @@ def busy_port():
         yield taken.getsockname()[1]
 
 
-def wait_for(condition, *, timeout: float, what: str, process: subprocess.Popen | None = None, interval: float = 0.3):
-    """Poll `condition()` until it is truthy (returned); fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} while waiting for {what}")
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-
-
-def wait_for_http(url: str, *, timeout: float = 90.0, process: subprocess.Popen | None = None) -> None:
-    import requests
-
-    def answers() -> bool:
-        try:
-            return requests.get(url, timeout=2).status_code < 500
-        except requests.RequestException:
-            return False
-
-    wait_for(answers, timeout=timeout, what=f"{url} to answer", process=process)
-
-
-class MlflowServer:
-    """A real `mlflow server` on loopback: sqlite and proxied artifacts on disk unless told otherwise.
-
-    `stop()` then `start()` restarts it on the same port and stores (a tracking outage).
-    """
-
-    def __init__(
-        self, root: Path, *, extra_args=(), env=None, backend_uri: str | None = None, artifacts: str | None = None
-    ):
-        self.root = root
-        self.port = free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.command = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            backend_uri or f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            artifacts or str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            *extra_args,
-        ]
-        self.env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
-        self.process = None
-        self.start()
-
-    def start(self) -> None:
-        with open(self.root / "server.log", "ab") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        try:
-            wait_for_http(f"{self.uri}/health", process=self.process)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
     yield server
     server.stop()
-
-
-def cli_env(env: dict | None = None) -> dict:
-    """This process's environment as a user's shell would hand it to the CLI, plus `env` (None unsets)."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for inherited in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):  # a test states where it tracks and runs
-        full_env.pop(inherited, None)
-    full_env.update(env or {})
-    return {key: value for key, value in full_env.items() if value is not None}
 
 
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -1,8 +1,9 @@
 """The layering DESIGN.md promises, checked from the source with `ast`: no import cycles between
 the project's modules, and every dependency points down the picture
 
-    orchestrator -> sweep -> (search_spaces, trainables, tracking, serving)
-    trainables.trial -> serving -> tracking;  families -> trainables.core;  search_spaces: pure Optuna
+    orchestrator -> sweep -> serving -> (tracking, trainables.core)
+    sweep -> (search_spaces, trainables, tracking);  families -> trainables.core
+    tracking: MLflow only (nothing of ours);  search_spaces: pure Optuna;  benchmarks -> no test module
 
 Imports inside functions count (they run when called); imports under `if TYPE_CHECKING:` are
 type-only and count for the layering rules but not for cycles.
@@ -11,6 +12,7 @@ type-only and count for the layering rules but not for cycles.
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -114,9 +116,9 @@ def test_the_checker_finds_a_cycle():
 
 def test_the_checker_sees_every_kind_of_import():
     edges = project_edges(runtime_only=False)
-    assert "trainables.trial" in edges["sweep.tuner"]  # an import inside a function
-    assert "trainables.families" in edges["trainables.trial"]  # a module-level from-import
-    assert "tracking.runs" in edges["trainables.trial"]
+    assert "sweep.trial" in edges["sweep.tuner"]  # an import inside a function
+    assert "trainables.families" in edges["sweep.trial"]  # a module-level from-import
+    assert "tracking.runs" in edges["sweep.trial"]
 
 
 def test_no_import_cycles_between_modules():
@@ -130,10 +132,15 @@ def _top(name: str) -> str:
 FAMILY_PACKAGES = ("trainables.bovw", "trainables.mlp", "trainables.tinynet", "trainables.inception")
 # (modules under this prefix, must not import anything under these prefixes)
 RULES = [
-    ("search_spaces", ("torch", "torchvision", "trainables", "tracking", "serving", "sweep", "orchestrator", "ray")),
+    (
+        "search_spaces",
+        ("torch", "torchvision", "trainables", "tracking", "serving", "sweep", "orchestrator", "ray", "mlflow"),
+    ),
     ("tracking", ("trainables", "serving", "sweep", "orchestrator", "search_spaces", "torch")),
-    ("serving", ("sweep", "orchestrator", "trainables.trial", "trainables.families", "ray")),
-    ("trainables", ("sweep", "orchestrator")),
+    # serving loads, predicts, serves and explains: it trains nothing and writes no trial's model
+    ("serving", ("sweep", "orchestrator", "trainables.training", "trainables.families", "ray")),
+    # the model library: no trial runtime, no tracking, no serving
+    ("trainables", ("sweep", "orchestrator", "serving", "tracking", "mlflow")),
     (
         "trainables.core",
         (
@@ -141,7 +148,7 @@ RULES = [
             "trainables.mlp",
             "trainables.tinynet",
             "trainables.inception",
-            "trainables.trial",
+            "trainables.training",
             "trainables.families",
             "serving",
         ),
@@ -174,4 +181,62 @@ def test_no_family_module_imports_another_family():
             # The MLP family's second stages reuse BoVW's encoding and SVM steps: a declared reuse.
             if other and other != own and not (own == "trainables.mlp" and other == "trainables.bovw"):
                 offending.append(f"{module} imports {name}")
+    assert offending == []
+
+
+def _imports_in_file(path: Path, *, top_level_only: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in tree.body if top_level_only else ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_benchmarks_import_no_test_module():
+    offending = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "benchmarks").glob("*.py"))
+        for name in _imports_in_file(path)
+        if name == "tests" or name.startswith("tests.")
+    ]
+    assert offending == []
+
+
+# A family's space and trainable modules, wherever they live: the built-in ones, and the one
+# tests/test_adding_a_family.py registers at run time (README's "Adding a model family").
+FAMILY_FORBIDDEN = ("sweep", "orchestrator", "tracking", "serving", "mlflow", "ray.tune")
+
+
+def _family_module_files() -> dict[str, Path]:
+    import tests.test_adding_a_family  # noqa: F401 - registers its family, as a user's package would
+    from trainables.families import FAMILIES
+
+    files: dict[str, Path] = {}
+    for family in FAMILIES.values():
+        for module in {family.space, family.trainable}:
+            spec = importlib.util.find_spec(module)
+            assert spec is not None and spec.origin, f"family {family.name}: module {module} not found"
+            files[f"{family.name}:{module}"] = Path(spec.origin)
+    return files
+
+
+FAMILY_FILES = _family_module_files()
+
+
+def test_the_runtime_registered_family_is_checked_too():
+    assert any(name.startswith("pixel_logreg:") for name in FAMILY_FILES)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_FILES))
+def test_family_modules_import_no_runtime_or_tracking(name):
+    path = FAMILY_FILES[name]
+    offending = sorted(
+        f"{name} imports {imported}"
+        # what importing it pulls into a Ray worker (the registered test file's tests import more)
+        for imported in _imports_in_file(path, top_level_only=True)
+        if any(imported == f or imported.startswith(f + ".") for f in FAMILY_FORBIDDEN)
+    )
     assert offending == []

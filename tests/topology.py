@@ -1,4 +1,4 @@
-"""docker-compose.yml's topology, started for real on loopback, for the cluster tests and benchmarks.
+"""docker-compose.yml's topology, started for real on loopback, for the cluster tests.
 
 PostgreSQL (MLflow's backend store), an S3 server (moto stands in for MinIO), an
 MLflow server with basic auth on both, and a Ray cluster of a head node plus
@@ -10,7 +10,6 @@ name and `ray stop` is never called.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -20,9 +19,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.conftest import MlflowServer, free_port, wait_for, wait_for_http
+from benchmarks.servers import (  # noqa: F401 - the tests import these from here
+    BIN,
+    MlflowServer,
+    Postgres,
+    S3Server,
+    Unavailable,
+    descendants,
+    free_port,
+    kill_tree,
+    postgres_bin,
+    start_process,
+    stop_tree,
+    wait_for,
+    wait_for_http,
+)
 
-BIN = Path(sys.executable).parent
 # Credentials reach Ray workers only through the sweep's runtime_env, never the nodes' environment.
 _NOT_FOR_NODES = (
     "MLFLOW_TRACKING_URI",
@@ -34,209 +46,6 @@ _NOT_FOR_NODES = (
     "MLFLOW_S3_ENDPOINT_URL",
     "RAY_ADDRESS",
 )
-
-
-class Unavailable(RuntimeError):
-    """A part of the topology cannot run on this machine (the message says what is missing)."""
-
-
-# --- processes ---------------------------------------------------------------------------------
-
-
-def descendants(pid: int) -> list[int]:
-    """PIDs of every process below `pid` (read from /proc, so it sees processes that changed group)."""
-    children: dict[int, list[int]] = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            text = Path(stat).read_text()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(stat.split("/")[2]))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def kill_tree(process: subprocess.Popen, *, sig: int = signal.SIGKILL) -> None:
-    """Kill a process started with start_new_session=True, its group and all its descendants."""
-    pids = descendants(process.pid)
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
-    for pid in [process.pid, *pids]:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def stop_tree(process: subprocess.Popen, *, grace: float = 15.0) -> None:
-    """SIGTERM, then SIGKILL whatever (group or descendants) is left after `grace` seconds."""
-    pids = descendants(process.pid)
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    for pid in [process.pid, *pids]:  # orphans that ignored SIGTERM (Ray's log monitor, agents)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
-def _start(command: list[str], *, log: Path, env: dict | None = None, cwd: Path | None = None) -> subprocess.Popen:
-    with open(log, "ab") as handle:
-        return subprocess.Popen(
-            command,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env if env is not None else dict(os.environ),
-            cwd=cwd,
-            start_new_session=True,
-        )
-
-
-# --- PostgreSQL ---------------------------------------------------------------------------------
-
-
-def postgres_bin() -> Path:
-    candidates = [os.environ.get("POSTGRES_BIN", ""), *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "initdb").exists():
-            return Path(candidate)
-    raise Unavailable("PostgreSQL server binaries not found (apt-get install postgresql, or set POSTGRES_BIN)")
-
-
-class Postgres:
-    """A throwaway PostgreSQL cluster in `root` (initdb refuses root, so it runs as user postgres)."""
-
-    def __init__(self, *, database: str = "mlflow"):
-        self.bin = postgres_bin()
-        # Its own folder under the system temp dir: pytest's are private to root, and the server runs as postgres.
-        self.root = root = Path(tempfile.mkdtemp(prefix="scenesweep-postgres-"))
-        self.data = root / "data"
-        self.port = free_port()
-        self.database = database
-        self._as = []
-        if os.geteuid() == 0:
-            shutil.chown(root, "postgres", "postgres")
-            self._as = ["runuser", "-u", "postgres", "--"]
-        try:
-            self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-            self._run(
-                "pg_ctl",
-                "-D",
-                str(self.data),
-                "-l",
-                str(root / "postgres.log"),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                f"-p {self.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-                "start",
-            )
-            self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def uri(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
-
-    def _run(self, tool: str, *args: str) -> None:
-        result = subprocess.run(
-            [*self._as, str(self.bin / tool), *args],
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=120,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"{tool} failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-# --- S3 -----------------------------------------------------------------------------------------
-
-
-class S3Server:
-    """moto's S3 server on loopback, standing in for MinIO; one bucket created up front."""
-
-    credentials = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-
-    def __init__(self, root: Path, *, bucket: str = "mlflow"):
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.bucket = bucket
-        self.process = _start(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)], log=root / "moto.log"
-        )
-        try:
-            wait_for_http(f"{self.endpoint}/moto-api/", process=self.process)
-            self.client().create_bucket(Bucket=bucket)
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def env(self) -> dict:
-        return {**self.credentials, "MLFLOW_S3_ENDPOINT_URL": self.endpoint}
-
-    def client(self):
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def keys(self, prefix: str = "") -> list[str]:
-        paginator = self.client().get_paginator("list_objects_v2")
-        return [
-            item["Key"]
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
-            for item in page.get("Contents", [])
-        ]
-
-    def read(self, key: str) -> bytes:
-        return self.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
-
-    def stop(self) -> None:
-        stop_tree(self.process)
 
 
 # --- MLflow with basic auth ---------------------------------------------------------------------
@@ -316,7 +125,7 @@ class RayNode:
             command += [f"--address={head_address}"]
         env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_NODES}
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=ray_token(), PYTHONUNBUFFERED="1")
-        self.process = _start(command, log=self.log, env=env, cwd=root)
+        self.process = start_process(command, log=self.log, env=env, cwd=root)
         try:
             wait_for(
                 lambda: "Ray runtime started" in self.log.read_text(errors="replace"),

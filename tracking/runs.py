@@ -352,12 +352,12 @@ class TrialRun:
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), timestamp, epoch) for k, v in metrics.items()])
         self.last_logged_step = epoch
 
-    def log_metrics(self, metrics: dict) -> None:
-        """Once-per-trial metrics; see log()."""
-        self.log(metrics=metrics)
-
     def set_tags(self, tags: dict) -> None:
         self.log(tags=tags)
+
+    def resumed_from(self, epoch: str) -> None:
+        """Say which checkpoint (epoch) a retried trial continued from."""
+        self.set_tags({TAG_RESUMED_FROM: epoch})
 
     def log(self, *, metrics: dict | None = None, tags: dict | None = None, model_id: str | None = None) -> None:
         """Trial-level metrics and tags in one request. Metrics go at step 0, except a final value for

@@ -8,7 +8,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from serving.models import log_classifier
+from sweep.models import log_classifier
 from tracking.uris import fluent_store
 from trainables.core.torch_loop import TorchClassifier
 from trainables.tinynet import BUILDER, build_model

@@ -8,7 +8,7 @@ import pytest
 from trainables.bovw.pipeline import BovwClassifier
 from trainables.core.classifier import SceneClassifier
 from trainables.core.session import TrialFailed, TrialSession
-from trainables.trial import fit_and_evaluate, seed_everything
+from trainables.training import fit_and_evaluate, seed_everything
 
 FAST = {  # a few seconds on the demo data
     "descriptor": "dense_sift",

@@ -5,7 +5,7 @@ import numpy as np
 from search_spaces.tinynet import PAPER_BEST
 from trainables.core.demo_data import CLASS_NAMES, generate_demo
 from trainables.core.session import TrialSession
-from trainables.trial import fit_and_evaluate
+from trainables.training import fit_and_evaluate
 
 
 def test_demo_is_deterministic_and_balanced():

@@ -12,7 +12,7 @@ from trainables.core.images import encode_png
 from trainables.core.session import TrialSession
 from trainables.mlp.network import MLP, build_model, hidden_widths
 from trainables.mlp.stages import aggregate
-from trainables.trial import fit_and_evaluate
+from trainables.training import fit_and_evaluate
 
 SMALL = {**PAPER_BEST, "layers": 2, "width_0": 128, "width_1": 64, "batch_size": 64}
 MODES = {

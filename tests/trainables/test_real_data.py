@@ -5,7 +5,7 @@ import pytest
 from search_spaces.tinynet import PAPER_BEST
 from trainables.core.data import DataSpec, load_dataset
 from trainables.core.session import TrialSession
-from trainables.trial import fit_and_evaluate
+from trainables.training import fit_and_evaluate
 
 pytestmark = pytest.mark.slow
 

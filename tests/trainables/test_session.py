@@ -8,7 +8,7 @@ import pytest
 
 from search_spaces.tinynet import PAPER_BEST
 from trainables.core.session import AtChanceLevel, Stopwatch, TrialSession
-from trainables.trial import fit_and_evaluate
+from trainables.training import fit_and_evaluate
 
 TINY = {**PAPER_BEST, "blocks": 2, "base_width": 8, "input_size": 32, "lr_finder": False, "lr": 3e-3}
 

@@ -5,7 +5,7 @@ import torch
 
 import trainables.tinynet as tinynet
 from trainables.core.session import TrialFailed, TrialSession
-from trainables.trial import fit_and_evaluate
+from trainables.training import fit_and_evaluate
 
 
 def _raises(exc):

@@ -95,9 +95,7 @@ class TrialSession:
             state = load(Path(folder))
             marker = Path(folder) / _EPOCH_FILE
             if marker.exists() and self._run is not None:
-                from tracking.runs import TAG_RESUMED_FROM
-
-                self._run.set_tags({TAG_RESUMED_FROM: marker.read_text().strip()})
+                self._run.resumed_from(marker.read_text().strip())
             return state
 
     def log_params(self, params: dict) -> None:

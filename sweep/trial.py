@@ -1,16 +1,13 @@
 """One Tune trial, family-agnostic: seed, open the MLflow run, fit, evaluate, log, close.
 
-`run_trial` is the function Ray Tune runs. Plain training is the same code with
-no Tune and no tracking (`fit_and_evaluate`), so a sweep is an overlay on
-training, not a different code path.
+`run_trial` is the function Ray Tune runs. It trains through the model library's plain training
+(`trainables.training.fit_and_evaluate`), so a sweep is an overlay on training, not a different
+code path.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import random
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -19,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainables.core.classifier import Evaluation, SceneClassifier
 from trainables.core.session import AtChanceLevel, Stopwatch, TrialFailed, TrialSession
-from trainables.families import Family, get_family
+from trainables.families import Family
+from trainables.training import TrialOutcome, fit_and_evaluate, seed_everything, set_threads
 
 if TYPE_CHECKING:
     from tracking.runs import SweepTarget
@@ -51,13 +48,6 @@ class TrialSettings:
     data_source: str = "demo"  # --data as given: recorded as the run's dataset input
 
 
-@dataclass(frozen=True)
-class TrialOutcome:
-    classifier: SceneClassifier
-    test: Evaluation
-    metrics: dict  # the trial's final metrics (test_*, params, fit_seconds, family extras)
-
-
 def option_tags(options: dict) -> dict:
     """The sweep's family options (--precision, --compile, ...) as the trial's run records them:
     tags `scenesweep.option.NAME`, not params, so a trial's config stays what the search chose."""
@@ -78,10 +68,10 @@ def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> No
     import ray
     from ray import tune
 
+    from sweep.recorder import hand_off, record_trial
     from tracking.provenance import log_dataset, perf_named
     from tracking.runs import TAG_CHANCE_STOP, TAG_NODE, TrialRun
     from tracking.system_metrics import system_metrics
-    from trainables.recorder import hand_off, record_trial
 
     started = time.perf_counter()
     family = settings.family
@@ -132,7 +122,7 @@ def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> No
     try:
         outcome = fit_and_evaluate(config, dataset, family, session)
         # What is left is bookkeeping: handed to this node's recorder (off the trial's path), or done
-        # here when the node has none (trainables/recorder.py).
+        # here when the node has none (sweep/recorder.py).
         with stopwatch("tracking"):
             record = trial_record(
                 run, session, outcome, dataset, settings, name=context.get_trial_name(), resumed=resumed
@@ -174,39 +164,6 @@ def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> No
     session.send_final(final)
 
 
-def fit_and_evaluate(config: dict, dataset: Dataset, family: Family | str, session: TrialSession) -> TrialOutcome:
-    """Plain training: fit the family on train (+val), evaluate once on test."""
-    family = get_family(family) if isinstance(family, str) else family
-    started, cpu_started = time.perf_counter(), time.process_time()
-    try:
-        classifier = family.fit(config, dataset, session)
-        fit_seconds = time.perf_counter() - started
-        # Cores the fit kept busy: about `threads` when the trial has its CPUs to itself, never much
-        # more unless something oversubscribes (a library ignoring the thread limit).
-        cpu_utilisation = (time.process_time() - cpu_started) / max(fit_seconds, 1e-9)
-        test = Evaluation.of(classifier, dataset.x_test, dataset.y_test)
-    except RuntimeError as exc:
-        if not out_of_memory(exc):
-            raise
-        release_gpu_memory()
-        raise TrialFailed(
-            f"out of GPU memory ({str(exc).splitlines()[0][:300]}); this configuration does not fit: "
-            "pin a smaller --fix batch_size/input_size or give trials more GPU (--gpus-per-trial)"
-        ) from exc
-    params = classifier.num_params
-    metrics = {
-        "test_accuracy": test.accuracy,
-        "test_loss": test.loss,
-        "params": params,
-        "accuracy_per_param": test.accuracy * 1e5 / params if params else 0.0,
-        "fit_seconds": fit_seconds,
-        "cpu_utilisation": cpu_utilisation,
-        "threads": threads_in_use(),
-        **classifier.extra_metrics,
-    }
-    return TrialOutcome(classifier=classifier, test=test, metrics=metrics)
-
-
 def trial_curves(run, session: TrialSession, outcome: TrialOutcome, resumed: bool) -> dict:
     """The learning curves as MLflow holds them: this attempt's epochs plus a final value of a per-epoch
     key (the step after the last epoch). Read back from MLflow only when earlier attempts logged epochs."""
@@ -222,10 +179,10 @@ def trial_curves(run, session: TrialSession, outcome: TrialOutcome, resumed: boo
 def trial_record(
     run, session: TrialSession, outcome: TrialOutcome, dataset, settings: TrialSettings, *, name: str, resumed: bool
 ):
-    """What the finished trial still has to record (trainables.recorder), its classifier saved to a
+    """What the finished trial still has to record (sweep.recorder), its classifier saved to a
     folder on this node that the recording removes."""
+    from sweep.recorder import TrialRecord
     from tracking.runs import TAG_TIMED_OUT
-    from trainables.recorder import TrialRecord
 
     target = settings.target
     assert target is not None
@@ -264,56 +221,3 @@ def predictions_table(outcome: TrialOutcome, dataset):
             "probability": [round(float(p[i]), 6) for p, i in zip(outcome.test.probabilities, predicted)],
         }
     )
-
-
-def out_of_memory(exc: BaseException) -> bool:
-    """A GPU out-of-memory: deterministic for the configuration, so the trial fails without retry."""
-    import torch
-
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or "CUDA out of memory" in str(exc)
-
-
-def release_gpu_memory() -> None:
-    """Give the failed trial's cached blocks back, so the next trial on this GPU starts clean."""
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:  # families without torch
-        pass
-
-
-def threads_in_use() -> int:
-    """The compute threads this trial's libraries use (torch's when loaded, else OpenCV's)."""
-    if "torch" in sys.modules:
-        return sys.modules["torch"].get_num_threads()
-    import cv2
-
-    return cv2.getNumThreads()
-
-
-def set_threads(threads: int) -> None:
-    """Keep a trial on its own CPUs so concurrent trials don't oversubscribe the machine."""
-    threads = max(1, int(threads))
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    import cv2
-
-    cv2.setNumThreads(threads)
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sweep.recorder import Recorders, TrialRecord, hand_off, record_trial
+from sweep.trial import predictions_table
 from tests.tracking.conftest import tiny_classifier
 from tracking.runs import TAG_ERROR, TAG_MODEL_URI, TAG_RECORDED_BY
 from tracking.uris import fluent_store
 from trainables.core.classifier import Evaluation
-from trainables.recorder import Recorders, TrialRecord, hand_off, record_trial
-from trainables.trial import TrialOutcome, predictions_table
+from trainables.training import TrialOutcome
 
 ARTIFACTS = {"confusion_matrix.svg", "learning_curves.svg", "classification_report.json", "test_predictions.json"}
 

@@ -73,7 +73,7 @@ def record_trial(record: TrialRecord) -> None:
     be thread-safe)."""
     from mlflow.tracking import MlflowClient
 
-    from serving.models import log_saved_classifier
+    from sweep.models import log_saved_classifier
     from tracking.provenance import perf_named
     from tracking.runs import TAG_MODEL_URI, TrialRun
 
@@ -155,7 +155,7 @@ class Recorder:
 
     def _work(self) -> None:
         try:  # what recording imports, while the sweep's first trials train
-            import serving.models  # noqa: F401
+            import sweep.models  # noqa: F401
             import tracking.svg  # noqa: F401
         except Exception:  # noqa: BLE001 - the first record will say what is wrong
             pass
