@@ -162,11 +162,20 @@ def trial_console(spec: SweepSpec, family: Family, target):
     )
 
 
+def stored_command(argv: list[str]) -> str:
+    """The command line as the parent run's description records it: a password in any URI among the
+    flags (`--tracking-uri http://alice:SECRET@host`, `--study-storage postgresql://...`) masked, as
+    nothing the sweep stores may hold a secret."""
+    import shlex
+
+    from tracking.uris import masked
+
+    return "scenesweep " + shlex.join(masked(arg) for arg in argv)
+
+
 def sweep_progress(spec: SweepSpec, family: Family, client, target, dataset, *, resume: bool):
     """The parent run kept current as trials end (tracking.live); a resumed sweep counts on from
     the trials its runs already recorded."""
-    import shlex
-
     from search_spaces import parameter_distributions
     from tracking.live import SweepAbout, SweepProgress
     from tracking.summary import summarise
@@ -174,7 +183,7 @@ def sweep_progress(spec: SweepSpec, family: Family, client, target, dataset, *, 
     searched = [name for name in parameter_distributions(family.space) if name not in spec.fixed]
     pins = ", ".join(f"{k}={v}" for k, v in sorted(spec.fixed.items()))
     about = SweepAbout(
-        command="scenesweep " + shlex.join(sys.argv[1:]),
+        command=stored_command(sys.argv[1:]),
         data=f"`{spec.data.source}` ({dataset.summary()}; fingerprint `{dataset.fingerprint}`)",
         space=f"{family.name}, {spec.search} over {len(searched)} parameters ({', '.join(searched)})"
         + (f"; pinned {pins}" if pins else ""),

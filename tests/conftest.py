@@ -29,6 +29,20 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+# Tiers by place (pyproject.toml's markers): `pytest -m cluster`, `-m browser`, `-m bench`.
+_TIER_OF = {"tests/cluster/": "cluster", "tests/test_compose_mlflow.py": "cluster", "tests/test_browser.py": "browser"}
+_TIER_OF["tests/test_benchmarks.py"] = "bench"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        where = Path(str(item.path)).relative_to(ROOT).as_posix()
+        for prefix, tier in _TIER_OF.items():
+            if where.startswith(prefix):
+                item.add_marker(getattr(pytest.mark, tier))
+                item.add_marker(pytest.mark.slow)
+
+
 def missing(what: str):
     """A test cannot run because `what` is missing here: skip it, except in CI (CI=true), where a
     missing PostgreSQL, docker-compose or dataset fails the run instead of vanishing from it."""

@@ -6,6 +6,7 @@ targets live in benchmarks/ and the README, not in tests).
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import sys
 import pytest
 
 from benchmarks.search_ablation import ARMS
-from tests.conftest import ROOT
+from tests.conftest import ROOT, missing
 
 pytestmark = pytest.mark.slow
 
@@ -57,12 +58,12 @@ def run_benchmark(module: str, *args: str, tmp_path, timeout: float) -> subproce
 @pytest.fixture
 def postgres_binaries():
     """The scale benchmark starts PostgreSQL (tests/topology.py); without its binaries this says so."""
-    from tests.topology import Unavailable, postgres_bin
+    from benchmarks.servers import Unavailable, postgres_bin
 
     try:
         postgres_bin()
     except Unavailable as exc:
-        pytest.skip(f"{exc}: the scale benchmark needs it (make system-deps)")
+        missing(f"{exc}: the scale benchmark needs it (make system-deps)")
 
 
 def test_gpu_check_runs_all_five_benchmarks_small_on_cpu(mit_split_tree, tmp_path, postgres_binaries):
@@ -81,10 +82,20 @@ def test_gpu_check_runs_all_five_benchmarks_small_on_cpu(mit_split_tree, tmp_pat
     throughput = json.loads((out / "throughput.json").read_text())
     trainers = [(row["trainer"], row["precision"]) for row in throughput["rows"]]
     assert trainers[0] == ("tutorial", "fp32") and ("scenesweep", "fp32") in trainers
-    assert all(row["images_per_second"] > 0 for row in throughput["rows"])
-    assert throughput["machine"]["cores"] >= 1 and throughput["paper_seconds_per_epoch"] == 3.0
+    for row in throughput["rows"]:  # measured, and consistent with each other
+        assert math.isfinite(row["epoch_seconds"]) and row["epoch_seconds"] > 0, row
+        assert row["images_per_second"] * row["epoch_seconds"] == pytest.approx(throughput["settings"]["train_images"])
+        assert row["cpu_seconds_per_epoch"] > 0 and 0 <= row["val_accuracy"] <= 1, row
+    tutorial = throughput["rows"][0]
+    for row in throughput["rows"]:
+        assert row["speedup_vs_tutorial"] == pytest.approx(tutorial["epoch_seconds"] / row["epoch_seconds"], rel=0.02)
+    assert throughput["machine"]["cores"] >= 1
     tta = json.loads((out / "time_to_accuracy.json").read_text())
-    assert tta["reached"] and tta["seconds_to_target"] > 0 and tta["best_test_accuracy"] is not None
+    # --quick's target is 0: any validation value reaches it, so what is checked is that the sweep's own
+    # curve says so: the first point at or above the target is where the sweep reached it.
+    assert tta["trials"] >= 1 and 0 < tta["best_val_accuracy"] <= 1 and 0 < tta["best_test_accuracy"] <= 1
+    assert tta["reached"] == (tta["best_val_accuracy"] >= tta["target_val_accuracy"])
+    assert 0 < tta["seconds_to_target"] <= tta["sweep_seconds"] and tta["reached_at_epoch"] >= 1
     packing = json.loads((out / "packing.json").read_text())
     assert [row["trials"] for row in packing["rows"]] == [2] and packing["rows"][0]["trials_per_hour"] > 0
     # The overhead and scale benchmarks run only here (each on its own would start all over again).
@@ -92,11 +103,14 @@ def test_gpu_check_runs_all_five_benchmarks_small_on_cpu(mit_split_tree, tmp_pat
     assert overhead["settings"]["trials"] == 3 and overhead["ray_startup"]["init"] > 0
     rows = {row["seconds"].strip(): row for row in overhead["rows"]}
     assert rows["OVERHEAD, per trial"]["scenesweep"] > 0 and rows["training, per trial"]["plain_optuna"] > 0
-    assert (
-        rows["wall ratio (x plain Optuna)"]["plain_optuna"] == 1.0 and rows["time to first trial (s)"]["scenesweep"] > 0
+    wall = rows["wall, total (s)"]
+    assert wall["plain_optuna"] > 0 and wall["scenesweep"] > 0
+    assert rows["wall ratio (x plain Optuna)"]["scenesweep"] == pytest.approx(
+        wall["scenesweep"] / wall["plain_optuna"], rel=0.02
     )
+    assert 0 < rows["time to first trial (s)"]["scenesweep"] < wall["scenesweep"]
     # The model is logged off the trial's path, by its node's recorder; the median trial is reported too.
-    assert rows["logged model"]["scenesweep"] > 0 and rows["logged model"]["plain_optuna"] == 0
+    assert 0 < rows["  logged model"]["scenesweep"] <= rows["recorder, off the trial's path, per trial"]["scenesweep"]
     assert rows["median trial (steady state)"]["scenesweep"] is not None
     assert "OVERHEAD, per trial" in (out / "overhead.log").read_text()  # its table is printed
     scale = json.loads((out / "scale.json").read_text())  # 20 trivial trials, MLflow server on PostgreSQL + S3
@@ -146,10 +160,13 @@ def test_search_quality_runs_every_arm_within_a_tiny_budget(tmp_path):
     for name in ("plain_optuna", "paper_default"):  # in this process: nothing to start, always a result
         assert 0 < arms[name]["best_test_accuracy"] <= 1 and arms[name]["curve"]
     assert arms["paper_default"]["wall_seconds"] < 12 + 60  # the budget plus at most one epoch and the test pass
-    for name in ("default", "random_asha"):  # a loaded box may start no trial in time: then it says so
-        arm = arms[name]
-        assert arm["curve"] or arm.get("error"), arm
+    sweeps = [arms[name] for name in ("default", "random_asha")]
+    # A loaded box may start no trial of one sweep arm in time (then it says why), never of both.
+    assert any(arm["curve"] for arm in sweeps), sweeps
+    for arm in sweeps:
         curve = arm["curve"]
+        assert curve or arm["error"], arm
+        assert all(0 < value <= 1 for _, value in curve)
         assert all(a[1] < b[1] for a, b in zip(curve, curve[1:]))  # best so far only ever improves
 
 

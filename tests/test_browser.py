@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import free_port, run_cli, start_cli, wait_for_http
+from tests.conftest import free_port, missing, run_cli, start_cli, wait_for_http
 from tests.test_sweep import SMALL
 from tracking.runs import target_from_run
 from tracking.ui import experiment_page, run_page
@@ -55,7 +55,7 @@ def shots(tmp_path_factory) -> Path:
 def served(tmp_path_factory):
     """A finished demo sweep, `scenesweep ui` and `scenesweep dashboard` on it."""
     if CHROMIUM is None:
-        pytest.skip("chromium is not installed (make system-deps installs it)")
+        missing("chromium is not installed (make system-deps installs it)")
     workdir = tmp_path_factory.mktemp("browser")
     args = ["--data", "demo", "--samples", "4", "--epochs", "3", "--seed", "3", "--name", SWEEP, *SMALL]
     result = run_cli("sweep", *args, cwd=workdir)

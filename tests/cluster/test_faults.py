@@ -187,7 +187,7 @@ def saved_finished_trials(path: Path) -> int:
         return 0
     try:
         return sum(t.state.is_finished() for t in restored_study(path).trials)
-    except Exception:  # noqa: BLE001 - the study being created right now; the next poll reads it
+    except KeyError:  # the study is not created yet (optuna.load_study); any other error is a real one
         return 0
 
 

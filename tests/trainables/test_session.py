@@ -22,7 +22,8 @@ def test_stopwatch_sums_each_phase():
         pass
     metrics = stopwatch.metrics()
     assert set(metrics) == {"tune_seconds", "epoch_log_seconds"}
-    assert 0.02 <= metrics["tune_seconds"] < 1 and metrics["epoch_log_seconds"] < metrics["tune_seconds"]
+    # sleep() waits at least what it was asked: the sum of both laps, never less; nothing bounds it above
+    assert metrics["tune_seconds"] >= 0.02 and metrics["epoch_log_seconds"] < metrics["tune_seconds"]
 
 
 def test_no_checkpoint_is_written_outside_tune():
