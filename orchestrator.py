@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,7 +24,6 @@ from sweep.spec import UsageError, load_spec, spec_from_args, tracking_uri  # no
 from trainables.core.data import DataError  # noqa: E402
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class Parser(argparse.ArgumentParser):
@@ -133,8 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, taken the way Ctrl-C is: whatever runs ends cleanly (its runs closed)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop_like_ctrl_c(signum, _frame) -> None:
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):  # a sweep's Tune run then stops them gracefully
+            signal.signal(signum, _stop_like_ctrl_c)
     try:
         return args.handler(args) or 0
     except Exception as exc:
@@ -142,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"scenesweep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("scenesweep: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"scenesweep: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # `predict DIR | head`: the reader has had enough, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -79,6 +79,8 @@ def read_explain_inputs(image_path: Path, out: Path) -> np.ndarray:
         raise ExplainError(f"--out {out}: name a .png (or .jpg) file")
     if not out.parent.is_dir():
         raise ExplainError(f"--out {out}: folder {out.parent} does not exist")
+    if out.exists() and out.resolve() == image_path.resolve():
+        raise ExplainError(f"--out {out} is the image being explained; name another file, e.g. {out.stem}_gradcam.png")
     return image
 
 

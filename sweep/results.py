@@ -160,8 +160,9 @@ def promote_best(
     force: bool,
     max_params: int | None = None,
 ) -> str:
-    from tracking.registry import candidate_from, promote
+    from tracking.registry import candidate_from, check_alias, promote
 
+    check_alias(alias)  # before anything is read or created
     record = load_sweep(sweep, uri, metric)
     summary, best = record.summary, record.summary.best
     if max_params is not None:

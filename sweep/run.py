@@ -122,6 +122,8 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
                 report_pareto(client, target, family, spec.objective)
         name_replacements(client, target, lost=lost, known=known)
         code = finish(spec, family, client, target, interrupted=interrupted)
+        if interrupted:  # the conventional code of the signal that stopped it: 130 Ctrl-C, 143 SIGTERM
+            code = 128 + closer.signum
     if code == 0:
         print(_log_study_plots(family, client, target))
         _log_gradcam(spec, client, target, dataset)

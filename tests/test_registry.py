@@ -18,7 +18,9 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
+from serving.server import MAX_REQUEST_BYTES
 from tests.conftest import ROOT, free_port, run_cli, wait_for_http
+from tests.images import huge_png
 from tests.sweep_checks import logged_predictions
 from tests.test_sweep import SMALL
 from trainables.core.images import encode_png
@@ -287,6 +289,13 @@ def test_the_served_model_answers_http_requests_with_probabilities(
         assert [max(row, key=row.get) for row in rows] == [logged[name] for name in names]
         bad = requests.post(f"{url}/invocations", json={"inputs": {"image": [base64.b64encode(b"junk").decode()]}})
         assert bad.status_code == 400 and "not a decodable image" in bad.json()["message"]
+        # A small file declaring a huge image is refused before it is decoded, with the cap named.
+        huge = base64.b64encode(huge_png()).decode()
+        refused = requests.post(f"{url}/invocations", json={"inputs": {"image": [huge]}})
+        assert refused.status_code == 400 and "16000x16000 pixels, over the limit of" in refused.json()["message"]
+        if server == "scenesweep serve":  # ours also bounds the request body
+            body = requests.post(f"{url}/invocations", data=b"x" * (MAX_REQUEST_BYTES + 1))
+            assert body.status_code == 413 and f"over the limit of {MAX_REQUEST_BYTES:,}" in body.json()["message"]
     finally:
         # Ctrl-C for ours (its clean exit is part of the test); the mlflow CLI runs uvicorn as a child.
         if process.poll() is None:

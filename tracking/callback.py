@@ -15,30 +15,38 @@ from ray.tune import Callback
 
 from tracking.runs import TAG_ERROR, TAG_PRUNED, SweepTarget, find_trial_run
 
+# The signals that stop a sweep cleanly (the CLI exits 128 + the signal's number).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 class TrialRunCloser(Callback):
     def __init__(self, target: SweepTarget, *, completed_key: str):
         self.target = target
         # A trial whose last result has this key completed: its node's recorder closes its run.
         self.completed_key = completed_key
-        self.interrupted = False  # Ctrl-C (SIGINT) stopped the sweep
+        self.interrupted = False  # Ctrl-C (SIGINT), SIGTERM or SIGHUP stopped the sweep
+        self.signum = int(signal.SIGINT)  # which of them
         self._running: list[str] = []  # trial ids running at the last step of Tune's loop
         self.stopped_by_interrupt: list[str] = []  # those running when Ctrl-C came
 
     def setup(self, **info):
         # Tune has just installed its Ctrl-C handler (stop gracefully, save state). Note the signal on
         # its way there: trials Tune then stops were interrupted, not pruned, and the CLI says so.
+        # SIGTERM (docker stop, Kubernetes, Ray's stop_job) and SIGHUP (a closed terminal) take the
+        # same graceful path instead of killing the driver with its runs left RUNNING.
         if threading.current_thread() is not threading.main_thread():
             return
         tune_handler = signal.getsignal(signal.SIGINT)
 
         def note_interrupt(signum, frame):
             self.interrupted = True
+            self.signum = signum
             self.stopped_by_interrupt = list(self._running)
             if callable(tune_handler):
-                tune_handler(signum, frame)
+                tune_handler(signal.SIGINT, frame)
 
-        signal.signal(signal.SIGINT, note_interrupt)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, note_interrupt)
 
     def on_step_begin(self, iteration, trials, **info):
         self._running = [t.trial_id for t in trials if t.status == "RUNNING"]

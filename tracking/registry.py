@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 
 from mlflow.exceptions import MlflowException
@@ -132,7 +133,42 @@ def promote(
         )
 
 
+# MLflow's rules for an alias (mlflow.utils.validation; tests/tracking/test_registry.py checks that a real
+# registry refuses what this refuses): word characters and dashes, at most 255, not 'latest', not vN.
+_ALIAS = re.compile(r"[\w\-]{1,255}")
+_VERSION_ALIAS = re.compile(r"[vV]\d+")
+
+
+def check_alias(alias: str) -> None:
+    """A RegistryError for an alias MLflow would refuse, before anything is registered."""
+    if not _ALIAS.fullmatch(alias) or alias.lower() == "latest" or _VERSION_ALIAS.fullmatch(alias):
+        raise RegistryError(
+            f"--alias {alias!r} is not a valid alias: use 1 to 255 letters, digits, '_' or '-', "
+            "other than 'latest' and v<number> (e.g. champion, staging)"
+        )
+
+
+def _require_model_files(client: MlflowClient, candidate: Candidate) -> None:
+    """The candidate's model can be loaded: its MLmodel file is in the artifact store. A version
+    registered over missing files would move the alias to a model that `predict` cannot load."""
+    model_id = candidate.model_uri[len("models:/") :]
+    try:
+        files = {info.path for info in client.list_logged_model_artifacts(model_id)}
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(
+            f"cannot read trial {candidate.trial_id}'s model {candidate.model_uri}: {first_line(exc)}; "
+            "nothing was registered"
+        ) from None
+    if "MLmodel" not in files:
+        raise RegistryError(
+            f"trial {candidate.trial_id}'s model {candidate.model_uri} has no files in the artifact store "
+            "(deleted or never uploaded); nothing was registered: rerun the sweep, or resume it if it is unfinished"
+        )
+
+
 def _promote(candidate: Candidate, *, client: MlflowClient, name: str, alias: str, force: bool) -> Promotion:
+    check_alias(alias)
+    _require_model_files(client, candidate)
     _ensure_registered_model(client, name)
     current = _version_by_alias(client, name, alias)
     existing = _version_of_run(client, name, candidate.run_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -43,7 +45,40 @@ def run_ui(uri: str, *, host: str, port: int) -> int:
         "1",
     ]
     print(f"MLflow UI for {masked(uri)} at http://{host}:{port} (Ctrl-C to stop)", flush=True)
+    # Its own process group, so the server and its workers stop together whatever stops this command:
+    # Ctrl-C, or SIGTERM/SIGHUP (docker stop, systemd, a closed terminal), passed on to the group.
+    server = subprocess.Popen(command, start_new_session=True)
+    received: list[int] = []
+
+    def pass_on(signum, _frame) -> None:
+        received.append(signum)
+        _signal_group(server, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return subprocess.call(command)
+        code = server.wait()
     except KeyboardInterrupt:
         return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _stop(server)
+    return 128 + received[0] if received else code
+
+
+def _signal_group(server: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(server.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's group, SIGKILL if it has not gone after 20 s; reaps it."""
+    if server.poll() is None:
+        _signal_group(server, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            _signal_group(server, signal.SIGKILL)
+            server.wait()

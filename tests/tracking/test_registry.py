@@ -5,7 +5,7 @@ import json
 import pytest
 
 from serving.models import load_model
-from tracking.registry import Candidate, PromotionRefused, RegistryError, candidate_from, promote
+from tracking.registry import Candidate, PromotionRefused, RegistryError, candidate_from, check_alias, promote
 from tracking.summary import TrialRow
 
 
@@ -197,3 +197,59 @@ def test_promote_and_load_leave_mlflow_pointed_where_it_was(local_store, monkeyp
         assert "MLFLOW_REGISTRY_URI" not in os.environ
     finally:
         mlflow.set_tracking_uri(local_store.uri)
+
+
+BAD_ALIASES = ["bad alias!", "", "latest", "LATEST", "v3", "V12", "a" * 256, "café/x"]
+GOOD_ALIASES = ["champion", "staging-2", "v", "v2a", "a" * 255, "_"]
+
+
+@pytest.mark.parametrize("alias", BAD_ALIASES)
+def test_a_bad_alias_is_refused_before_anything_is_registered(local_store, alias):
+    name = f"bad-alias-{BAD_ALIASES.index(alias)}"
+    with pytest.raises(RegistryError, match="is not a valid alias"):
+        promote(candidate(local_store.trials[0], score=0.5), tracking_uri=local_store.uri, name=name, alias=alias)
+    assert local_store.client.search_registered_models(f"name = '{name}'") == []
+
+
+def test_the_alias_rule_is_mlflows(local_store):
+    """What check_alias refuses, a real registry refuses too, and what it lets through, the registry takes."""
+    from mlflow.exceptions import MlflowException
+
+    promote(candidate(local_store.trials[0], score=0.5), tracking_uri=local_store.uri, name="alias-rule")
+    for alias in BAD_ALIASES:
+        with pytest.raises(MlflowException):
+            local_store.client.set_registered_model_alias("alias-rule", alias, "1")
+    for alias in GOOD_ALIASES:
+        check_alias(alias)
+        local_store.client.set_registered_model_alias("alias-rule", alias, "1")
+
+
+def test_a_model_whose_files_are_gone_is_not_registered(local_store, demo_dataset):
+    import shutil
+    from urllib.parse import urlparse
+
+    from sweep.models import log_classifier
+    from tests.tracking.conftest import tiny_classifier
+
+    client = local_store.client
+    experiment_id = client.get_experiment_by_name("registry-tests").experiment_id
+    run_id = client.create_run(experiment_id, run_name="files-gone").info.run_id
+    info = log_classifier(
+        run_id, tiny_classifier(local_store.class_names, seed=7), demo_dataset.x_test[:2], experiment_id=experiment_id
+    )
+    client.set_terminated(run_id)
+    shutil.rmtree(urlparse(client.get_logged_model(info.model_id).artifact_location).path)
+    gone = Candidate(
+        sweep="s1",
+        family="tinynet",
+        trial_id="t-gone",
+        run_id=run_id,
+        model_uri=info.model_uri,
+        metric="val_accuracy",
+        mode="max",
+        metrics={"val_accuracy": 0.99},
+        data_fingerprint="fp-a",
+    )
+    with pytest.raises(RegistryError, match="has no files in the artifact store"):
+        promote(gone, tracking_uri=local_store.uri, name="files-gone")
+    assert client.search_registered_models("name = 'files-gone'") == []

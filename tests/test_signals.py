@@ -1,0 +1,98 @@
+"""The signals a sweep's driver gets from outside (docker stop, Kubernetes, systemd, Ray's stop_job, a
+closed terminal) end it as cleanly as Ctrl-C: trials in flight recorded as stopped, the parent run
+KILLED with the reason, nothing left RUNNING, a resume hint, and the conventional exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_cli, start_cli, wait_for
+from tests.sweep_checks import sweep_runs
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["--fix", "input_size=32", "--fix", "base_width=8", "--fix", "blocks=3", "--fix", "convs_per_block=1"]
+EXPERIMENT = "scenesweep-tinynet"
+# The store, its experiment or the parent run not there yet (sweep_runs: no experiment, no parent).
+NOT_YET = (AssertionError, AttributeError, MlflowException)
+
+
+def _a_trial_is_training(uri: str, name: str) -> bool:
+    client = MlflowClient(uri)
+    try:
+        _, _, children = sweep_runs(uri, name, EXPERIMENT)
+    except NOT_YET:  # the store or the parent run does not exist yet
+        return False
+    return any(
+        c.info.status == "RUNNING" and client.get_metric_history(c.info.run_id, "val_accuracy") for c in children
+    )
+
+
+def test_sigterm_mid_sweep_stops_it_cleanly_and_resume_finishes_it(tmp_path):
+    name, uri = "term", f"sqlite:///{tmp_path / 'mlruns.db'}"
+    args = ["--data", "demo", "--samples", "2", "--epochs", "8", "--name", name, "--seed", "1", "--no-chance-stop"]
+    log = tmp_path / "sweep.log"
+    sweep = start_cli("sweep", *args, *SMALL, cwd=tmp_path, log=log)
+    try:
+        wait_for(lambda: _a_trial_is_training(uri, name), timeout=600, what="a trial mid-training", process=sweep)
+        os.kill(sweep.pid, signal.SIGTERM)  # to the driver alone, as docker stop or stop_job sends it
+        code = sweep.wait(timeout=600)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert code == 128 + signal.SIGTERM, output[-3000:]
+    assert f"continue with: scenesweep resume {name}" in output and "Traceback" not in output, output[-3000:]
+    client, parent, children = sweep_runs(uri, name, EXPERIMENT)
+    assert parent.info.status == "KILLED"
+    assert children and not [c for c in children if c.info.status == "RUNNING"]
+    assert any(c.data.tags.get("scenesweep.error") == "sweep interrupted" for c in children), [
+        (c.info.status, c.data.tags) for c in children
+    ]
+    resumed = run_cli("resume", name, cwd=tmp_path, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    client, parent, children = sweep_runs(uri, name, EXPERIMENT)
+    assert parent.info.status == "FINISHED"
+    trial_ids = [c.data.tags["scenesweep.trial_id"] for c in children]
+    assert len(trial_ids) == len(set(trial_ids))  # one run per trial
+    assert sum(c.info.status == "FINISHED" for c in children) == 2
+    assert not [c for c in children if c.info.status == "RUNNING"]
+
+
+def test_sighup_while_the_sweep_starts_leaves_nothing_running(tmp_path):
+    name, uri = "hup", f"sqlite:///{tmp_path / 'mlruns.db'}"
+    log = tmp_path / "sweep.log"
+    sweep = start_cli("sweep", "--data", "demo", "--samples", "2", "--name", name, *SMALL, cwd=tmp_path, log=log)
+    try:
+        # The parent run exists: the sweep has recorded something, and no trial has started yet.
+        wait_for(
+            lambda: _parent_exists(uri, name),
+            timeout=300,
+            what="the sweep's parent run",
+            process=sweep,
+            interval=0.1,
+        )
+        os.kill(sweep.pid, signal.SIGHUP)
+        code = sweep.wait(timeout=600)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert code == 128 + signal.SIGHUP, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    client, parent, children = sweep_runs(uri, name, EXPERIMENT)
+    assert parent.info.status == "KILLED"
+    assert not [c for c in children if c.info.status == "RUNNING"]
+
+
+def _parent_exists(uri: str, name: str) -> bool:
+    try:
+        sweep_runs(uri, name, EXPERIMENT)
+    except NOT_YET:
+        return False
+    return True
