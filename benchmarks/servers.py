@@ -17,16 +17,67 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+# Every port this process has handed out: the OS gives a just-released port again readily, so two
+# servers (or two components of one Ray node) that each asked for "a free port" could get the same one.
+_HANDED_OUT: set[int] = set()
+_HANDING_OUT = threading.Lock()
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports that this process has never handed out before. All are
+    held bound until every one is chosen, so the OS cannot return one of them twice."""
+    with _HANDING_OUT:
+        held: list[socket.socket] = []
+        ports: list[int] = []
+        try:
+            while len(ports) < count:
+                sock = socket.socket()
+                held.append(sock)  # one handed out before stays bound too, so the OS moves on
+                sock.bind(("127.0.0.1", 0))
+                if (port := sock.getsockname()[1]) not in _HANDED_OUT:
+                    ports.append(port)
+        finally:
+            for sock in held:
+                sock.close()
+        _HANDED_OUT.update(ports)
+        return ports
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def log_tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
+def start_on_fresh_ports(start: Callable[[list[int]], T], *, count: int, what: str, log: Path) -> T:
+    """`start(ports)` with `count` fresh ports; if it fails, once more on fresh ones (another process
+    may take a port between its choosing and the server binding it). `start` stops what it started
+    before it raises. A second failure says so, with the end of `log`."""
+    try:
+        return start(free_ports(count))
+    except Exception:  # noqa: BLE001 - whatever stopped it, the retry says
+        pass
+    try:
+        return start(free_ports(count))
+    except Exception as exc:
+        raise RuntimeError(
+            f"{what} failed to start twice, on fresh ports each time: {exc}\n--- {log} ---\n{log_tail(log)}"
+        ) from exc
 
 
 def wait_for(condition, *, timeout: float, what: str, process: subprocess.Popen | None = None, interval: float = 0.3):
@@ -64,7 +115,16 @@ class MlflowServer:
         self, root: Path, *, extra_args=(), env=None, backend_uri: str | None = None, artifacts: str | None = None
     ):
         self.root = root
-        self.port = free_port()
+        self.backend_uri = backend_uri or f"sqlite:///{root / 'mlflow.db'}"
+        self.artifacts = artifacts or str(root / "artifacts")
+        self.extra_args = list(extra_args)
+        self.env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
+        self.process: subprocess.Popen | None = None
+        self.log = root / "server.log"
+        start_on_fresh_ports(self._start_on, count=1, what="the MLflow server", log=self.log)
+
+    def _start_on(self, ports: list[int]) -> None:
+        (self.port,) = ports
         self.uri = f"http://127.0.0.1:{self.port}"
         self.command = [
             sys.executable,
@@ -72,23 +132,22 @@ class MlflowServer:
             "mlflow",
             "server",
             "--backend-store-uri",
-            backend_uri or f"sqlite:///{root / 'mlflow.db'}",
+            self.backend_uri,
             "--artifacts-destination",
-            artifacts or str(root / "artifacts"),
+            self.artifacts,
             "--host",
             "127.0.0.1",
             "--port",
             str(self.port),
             "--workers",
             "1",
-            *extra_args,
+            *self.extra_args,
         ]
-        self.env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
-        self.process = None
         self.start()
 
     def start(self) -> None:
-        with open(self.root / "server.log", "ab") as log:
+        """Start it on its port (again, after `stop()`: the same port and stores)."""
+        with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 self.command,
                 stdout=log,
@@ -105,7 +164,7 @@ class MlflowServer:
             raise
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
@@ -225,7 +284,7 @@ class Postgres:
         # Its own folder under the system temp dir: pytest's are private to root, and the server runs as postgres.
         self.root = root = Path(tempfile.mkdtemp(prefix="scenesweep-postgres-"))
         self.data = root / "data"
-        self.port = free_port()
+        self.port = 0
         self.database = database
         self._as = []
         if os.geteuid() == 0:
@@ -233,23 +292,27 @@ class Postgres:
             self._as = ["runuser", "-u", "postgres", "--"]
         try:
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-            self._run(
-                "pg_ctl",
-                "-D",
-                str(self.data),
-                "-l",
-                str(root / "postgres.log"),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                f"-p {self.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-                "start",
-            )
+            start_on_fresh_ports(self._start_on, count=1, what="PostgreSQL", log=root / "postgres.log")
             self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
         except BaseException:
             self.stop()
             raise
+
+    def _start_on(self, ports: list[int]) -> None:
+        (self.port,) = ports
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "postgres.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "start",
+        )
 
     @property
     def uri(self) -> str:
@@ -285,15 +348,17 @@ class S3Server:
     }
 
     def __init__(self, root: Path, *, bucket: str = "mlflow"):
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
         self.bucket = bucket
-        self.process = start_process(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)], log=root / "moto.log"
-        )
+        self.log = root / "moto.log"
+        start_on_fresh_ports(self._start_on, count=1, what="the S3 server (moto)", log=self.log)
+
+    def _start_on(self, ports: list[int]) -> None:
+        (self.port,) = ports
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.process = start_process([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)], log=self.log)
         try:
             wait_for_http(f"{self.endpoint}/moto-api/", process=self.process)
-            self.client().create_bucket(Bucket=bucket)
+            self.client().create_bucket(Bucket=self.bucket)
         except BaseException:
             self.stop()
             raise

@@ -65,17 +65,15 @@ def require_embedded_token() -> None:
 
     Its GCS listens on all interfaces whatever address it is given (../shared/NOTES.md), so the
     token is its only protection: a fresh one per sweep, in this process's environment (where the
-    local nodes and workers Ray starts read it), never on disk. A user's explicit RAY_AUTH_MODE, or a
-    token of their own (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH), is theirs to keep.
+    local nodes and workers Ray starts read it), never on disk. RAY_AUTH_MODE stays unset: Ray reads
+    it once, at import, and a new local `ray.init` turns token mode on by itself (re-reading it).
+    A user's explicit RAY_AUTH_MODE, or a token of their own (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH),
+    is theirs to keep.
     """
     if os.environ.get("RAY_AUTH_MODE") is not None:
         return
-    os.environ["RAY_AUTH_MODE"] = "token"
     if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    from ray._raylet import Config  # type: ignore[attr-defined]  # compiled; no stubs
-
-    Config.initialize("")  # Ray read its config at import; re-read it, as ray.init's own default does
 
 
 def runtime_environment() -> dict:

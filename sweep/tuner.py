@@ -33,6 +33,7 @@ def build_tuner(
     from ray.tune.schedulers import FIFOScheduler
 
     from search_spaces import PinnedSpace
+    from sweep.driver_callbacks import register_driver_callbacks
     from sweep.pareto import objective_metrics
     from sweep.scheduler import ChosenRunTheirCourse
     from sweep.searcher import SweepSearch
@@ -63,13 +64,12 @@ def build_tuner(
         # which Tune would otherwise reject for lacking them; the searcher reads only the final one.
         os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     path = str(spec.sweep_dir)
+    # Registered before a restore unpickles the saved RunConfig, which then reaches this driver's
+    # callbacks (the tracking URI may have moved) and verbosity through the sweep's name.
+    driver_callbacks, verbose = register_driver_callbacks(spec.name, callbacks=[closer, *callbacks], verbose=verbose)
     if resume and tune.Tuner.can_restore(path):
         print(f"scenesweep: resuming {spec.name}: {restored_search(spec)}")
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
-        run_config = tuner._local_tuner.get_run_config()  # type: ignore[union-attr]
-        run_config.callbacks = [closer, *callbacks]  # the tracking URI may have moved
-        run_config.verbose = verbose
-        return tuner
+        return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
     if resume:
         print(f"scenesweep: resuming {spec.name}: no Tune state was saved yet; starting its search over")
 
@@ -132,7 +132,7 @@ def build_tuner(
             storage_path=spec.storage,
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[closer, *callbacks],
+            callbacks=driver_callbacks,
             verbose=verbose,
         ),
     )

@@ -69,7 +69,7 @@ def demo_dataset():
 def busy_port():
     """A loopback port something is listening on (for commands that must refuse it)."""
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+        taken.bind(("127.0.0.1", free_port()))  # one no server of this run is given
         taken.listen()
         yield taken.getsockname()[1]
 

@@ -27,8 +27,10 @@ from benchmarks.servers import (  # noqa: F401 - the tests import these from her
     Unavailable,
     descendants,
     free_port,
+    free_ports,
     kill_tree,
     postgres_bin,
+    start_on_fresh_ports,
     start_process,
     stop_tree,
     wait_for,
@@ -83,8 +85,25 @@ def ray_token() -> str:
     return os.environ["RAY_AUTH_TOKEN"]
 
 
+# Each component of a Ray node listens on a port of its own; a head node adds its GCS port.
+NODE_PORTS = (
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "runtime-env-agent-port",
+    "metrics-export-port",
+    "node-manager-port",
+    "object-manager-port",
+)
+
+
+def node_port_flags(*, head: bool) -> list[str]:
+    """The `ray start` flags of a node's ports; all are chosen at once (benchmarks.servers.free_ports)."""
+    return [*NODE_PORTS, "port"] if head else list(NODE_PORTS)
+
+
 class RayNode:
-    """One `ray start --block` node (head or worker); its own ports, stopped or killed by PID."""
+    """One `ray start --block` node (head or worker); its own ports, stopped or killed by PID. A node
+    that fails to start is started once more on fresh ports; its log is in the error if that fails too."""
 
     def __init__(
         self,
@@ -100,7 +119,8 @@ class RayNode:
         self.name = name
         self.ip = ip
         self.log = root / f"ray-{name}.log"
-        command = [
+        self.root, self.head_address, self.temp_dir = root, head_address, temp_dir
+        self.common = [
             sys.executable,
             "-m",
             "ray.scripts.scripts",
@@ -111,26 +131,27 @@ class RayNode:
             "--num-gpus=0",
             f"--node-ip-address={ip}",
             f"--object-store-memory={object_store_bytes}",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
-            f"--node-manager-port={free_port()}",
-            f"--object-manager-port={free_port()}",
         ]
-        if head_address is None:
-            self.port = free_port()
-            command += ["--head", f"--port={self.port}", f"--temp-dir={temp_dir}", "--include-dashboard=false"]
+        self.port_flags = node_port_flags(head=head_address is None)
+        start_on_fresh_ports(self._start_on, count=len(self.port_flags), what=f"Ray node {name}", log=self.log)
+
+    def _start_on(self, ports: list[int]) -> None:
+        named = dict(zip(self.port_flags, ports, strict=True))
+        command = [*self.common, *(f"--{flag}={named[flag]}" for flag in NODE_PORTS)]
+        if self.head_address is None:
+            self.port = named["port"]
+            command += ["--head", f"--port={self.port}", f"--temp-dir={self.temp_dir}", "--include-dashboard=false"]
         else:
-            command += [f"--address={head_address}"]
+            command += [f"--address={self.head_address}"]
         env = {k: v for k, v in os.environ.items() if k not in _NOT_FOR_NODES}
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=ray_token(), PYTHONUNBUFFERED="1")
-        self.process = start_process(command, log=self.log, env=env, cwd=root)
+        started_at = self.log.stat().st_size if self.log.exists() else 0  # a retry appends to the log
+        self.process = start_process(command, log=self.log, env=env, cwd=self.root)
         try:
             wait_for(
-                lambda: "Ray runtime started" in self.log.read_text(errors="replace"),
+                lambda: "Ray runtime started" in self.log.read_text(errors="replace")[started_at:],
                 timeout=120,
-                what=f"Ray node {name} to start (log {self.log})",
+                what=f"Ray node {self.name} to start (log {self.log})",
                 process=self.process,
             )
         except BaseException:

@@ -77,24 +77,32 @@ def fluent_store(uri: str) -> Iterator[None]:
 
     mlflow.set_tracking_uri/set_registry_uri are process-global and also export MLFLOW_TRACKING_URI/
     MLFLOW_REGISTRY_URI, which every later subprocess inherits: left set, one promote would send the
-    next command's registry writes to the wrong store.
+    next command's registry writes to the wrong store. MLflow's getters say where it points, not
+    whether a URI was set, so each is unset first and set again only where unset points elsewhere.
     """
     import mlflow
-    from mlflow.tracking._model_registry import utils as registry_state
-    from mlflow.tracking._tracking_service import utils as tracking_state
 
     variables = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     saved_environment = {name: os.environ.get(name) for name in variables}
-    saved_tracking, saved_registry = tracking_state._tracking_uri, registry_state._registry_uri
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(saved_tracking)  # type: ignore[arg-type]  # None: unset again, as MLflow handles
-        registry_state._registry_uri = saved_registry
+    saved_tracking, saved_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+
+    def restore_environment() -> None:
         for name, value in saved_environment.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None unsets it, as MLflow handles
+        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+        restore_environment()
+        if mlflow.get_tracking_uri() != saved_tracking:
+            mlflow.set_tracking_uri(saved_tracking)
+        if mlflow.get_registry_uri() != saved_registry:
+            mlflow.set_registry_uri(saved_registry)
+        restore_environment()  # the setters export what they set

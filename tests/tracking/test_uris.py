@@ -69,3 +69,33 @@ def test_the_ui_hint_for_a_server_hides_the_password(tmp_path):
     result = run_cli("ui", "--tracking-uri", "http://alice:s3cret@127.0.0.1:5000", cwd=tmp_path, timeout=120)
     assert result.returncode == 0 and "s3cret" not in result.stdout + result.stderr
     assert "open http://127.0.0.1:5000" in result.stdout
+
+
+@pytest.mark.parametrize("before", ["set in this process", "from the environment", "unset"])
+def test_fluent_store_points_mlflow_at_the_store_for_the_block_then_back_as_it_was(before, tmp_path, monkeypatch):
+    import mlflow
+
+    from tracking.uris import fluent_store
+
+    elsewhere, store = f"sqlite:///{tmp_path / 'elsewhere.db'}", f"sqlite:///{tmp_path / 'store.db'}"
+    monkeypatch.chdir(tmp_path)  # MLflow's own default resolves here
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+    if before == "set in this process":
+        mlflow.set_tracking_uri(elsewhere)
+    elif before == "from the environment":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    pointed = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    environment = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        with fluent_store(store):
+            assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == (store, store)
+        assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == pointed
+        assert {name: os.environ.get(name) for name in environment} == environment
+        if before != "set in this process":  # nothing pinned: MLflow still follows the environment
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+            assert mlflow.get_tracking_uri() == store
+    finally:
+        mlflow.set_tracking_uri(None)
