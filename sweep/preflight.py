@@ -39,12 +39,14 @@ def connect_ray(spec: SweepSpec, *, verbose: bool = True) -> None:
     and the console either way)."""
     import logging
 
+    embedded = prepare_embedded_ray(spec)
+
     import optuna
     import ray
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory ..."
     if not ray.is_initialized():
-        if spec.address and spec.address != "local":  # "local": Ray starts one here, as embedded
+        if not embedded:
             check_address(spec.address)
             ray.init(
                 address=spec.address,
@@ -53,27 +55,39 @@ def connect_ray(spec: SweepSpec, *, verbose: bool = True) -> None:
                 log_to_driver=verbose,
             )
         else:
-            require_embedded_token()
+            require_embedded_token(before_import=False)
             ray.init(
                 include_dashboard=False, logging_level=logging.WARNING, configure_logging=True, log_to_driver=verbose
             )
     check_resources(spec, [node["Resources"] for node in ray.nodes() if node.get("Alive")])
 
 
-def require_embedded_token() -> None:
+def prepare_embedded_ray(spec: SweepSpec) -> bool:
+    """Whether the sweep runs an embedded Ray; if so, and Ray is not imported yet, its token mode is
+    set now (run_sweep calls this before anything imports Ray: Ray reads its auth mode at import)."""
+    embedded = not spec.address or spec.address == "local"  # "local": Ray starts one here, as embedded
+    if embedded and "ray" not in sys.modules:
+        require_embedded_token(before_import=True)
+    return embedded
+
+
+def require_embedded_token(*, before_import: bool) -> None:
     """The embedded Ray refuses every client without its token.
 
     Its GCS listens on all interfaces whatever address it is given (../shared/NOTES.md), so the
     token is its only protection: a fresh one per sweep, in this process's environment (where the
-    local nodes and workers Ray starts read it), never on disk. RAY_AUTH_MODE stays unset: Ray reads
-    it once, at import, and a new local `ray.init` turns token mode on by itself (re-reading it).
-    A user's explicit RAY_AUTH_MODE, or a token of their own (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH),
-    is theirs to keep.
+    local nodes and workers Ray starts read it), never on disk. Ray reads RAY_AUTH_MODE once, when
+    first imported: `before_import`, it is set to token mode here; once Ray is loaded (a process that
+    imported it already) it stays unset, and a new local `ray.init` turns token mode on by itself,
+    saying so in one warning line. A user's explicit RAY_AUTH_MODE, or a token of their own
+    (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH), is theirs to keep.
     """
     if os.environ.get("RAY_AUTH_MODE") is not None:
         return
     if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    if before_import:
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def runtime_environment() -> dict:

@@ -30,6 +30,9 @@ def start_sweep(spec: SweepSpec, *, output: str = "default") -> int:
 def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
     """Run (or resume) the sweep; returns the CLI's exit code. `output`: quiet, default or verbose
     (sweep.console)."""
+    from sweep.preflight import prepare_embedded_ray
+
+    prepare_embedded_ray(spec)  # first: Ray reads its auth mode when first imported, below
     from mlflow.tracking import MlflowClient
 
     from sweep.console import QUIET, VERBOSE, tune_verbosity
