@@ -16,9 +16,13 @@ if TYPE_CHECKING:
     from sweep.spec import SweepSpec
 
 STUDY_FILE = "optuna.journal"
-# User attributes that set a study trial apart from the sweep's own searched trials.
+# Trial user attributes that set a study trial apart from the sweep's own searched trials.
 WARM_START_ATTR = "warm_start_from"  # copied in from an earlier sweep (--warm-start); its value names it
-LOST_ATTR = "scenesweep_lost"  # asked for by a driver that died before Tune saved it; never ran to an end
+ENQUEUED_ATTR = "scenesweep_enqueued"  # chosen before the search (--enqueue, the paper's, SEARCH_STARTS)
+# Study user attribute: the numbers of trials asked for by a driver that died before Tune saved them,
+# which never ran to an end. On the study, not the trial: Optuna sets a running trial's attributes
+# only through its Trial handle, and a restored driver has none for a trial it never saw.
+LOST_ATTR = "scenesweep_lost"
 
 
 def study_storage(spec: SweepSpec) -> optuna.storages.BaseStorage:
@@ -67,23 +71,28 @@ def study_summary(study: optuna.Study) -> str:
 
 def close_stale_trials(study: optuna.Study) -> int:
     """At the end of a sweep, nothing runs: a trial still RUNNING in the study was asked for by a
-    driver that died before Tune saved it (resume re-suggests it under a new id). Mark it FAIL so the
+    driver that died before Tune saved it (resume re-suggests it under a new id). Mark it lost so the
     study holds no trial in flight forever. Returns how many."""
     from optuna.trial import TrialState
 
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
-        mark_lost(study, trial)
+        mark_lost(study, trial.number)
     return len(stale)
 
 
-def mark_lost(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """FAIL, tagged lost: it counts neither as a result nor against --samples."""
+def mark_lost(study: optuna.Study, number: int) -> None:
+    """FAIL, listed as lost: it counts neither as a result nor against --samples."""
     from optuna.trial import TrialState
 
-    # Optuna sets a running trial's attributes only through its Trial handle or the storage.
-    study._storage.set_trial_user_attr(trial._trial_id, LOST_ATTR, True)
-    study.tell(trial.number, state=TrialState.FAIL)
+    # Listed before it is told: a driver killed in between leaves it RUNNING, and the next one marks it again.
+    study.set_user_attr(LOST_ATTR, sorted(lost_trials(study) | {number}))
+    study.tell(number, state=TrialState.FAIL)
+
+
+def lost_trials(study: optuna.Study) -> set[int]:
+    """The numbers of the study's lost trials (mark_lost)."""
+    return set(study.user_attrs.get(LOST_ATTR, []))
 
 
 def sweep_trials_taken(study: optuna.Study, in_flight: set[int]) -> int:
@@ -92,10 +101,11 @@ def sweep_trials_taken(study: optuna.Study, in_flight: set[int]) -> int:
     warm-start copies or lost trials."""
     from optuna.trial import TrialState
 
+    lost = lost_trials(study)
     ended = {
         trial.number
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
-        if WARM_START_ATTR not in trial.user_attrs and LOST_ATTR not in trial.user_attrs
+        if WARM_START_ATTR not in trial.user_attrs and trial.number not in lost
     }
     return len(ended | in_flight)
 

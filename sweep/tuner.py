@@ -30,7 +30,7 @@ def build_tuner(
     import ray
     from mlflow.tracking import MlflowClient
     from ray import tune
-    from ray.tune.schedulers import FIFOScheduler
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
     from search_spaces import PinnedSpace
     from sweep.driver_callbacks import register_driver_callbacks
@@ -101,16 +101,16 @@ def build_tuner(
     scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
     if spec.objective:
         scheduler_name = "fifo"  # ASHA ranks by one metric (sweep/pareto.py)
-    scheduler: FIFOScheduler
+    scheduler: TrialScheduler
     if scheduler_name == "asha":
-        scheduler = ChosenRunTheirCourse(
-            searcher=searcher,
+        asha = ASHAScheduler(
             metric=family.metric,
             mode=family.mode,
             max_t=spec.epochs,
             grace_period=min(spec.epochs, max(2, spec.epochs // 5)),
             reduction_factor=3,
         )
+        scheduler = ChosenRunTheirCourse(asha, searcher=searcher, max_t=spec.epochs)
     else:
         scheduler = FIFOScheduler()
     return tune.Tuner(

@@ -3,12 +3,15 @@ PRUNED (with its per-epoch values) for one stopped early, the worst value for a 
 Real Ray searcher, real Optuna journal storage, read back with optuna.load_study as an outside tool would."""
 
 import math
+import pickle
 
 import optuna
 import pytest
 from optuna.storages.journal import JournalFileBackend, JournalStorage
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
 from sweep.searcher import SweepSearch
+from sweep.study import lost_trials
 
 
 def space(trial):
@@ -121,7 +124,8 @@ def test_samples_count_against_the_study_across_a_killed_driver(tmp_path):
     assert resumed.suggest("n2") == "FINISHED"
 
     study = optuna.load_study(study_name="sweep-k", storage=JournalStorage(JournalFileBackend(journal)))
-    states = [(t.state.name, t.value, t.user_attrs.get("scenesweep_lost", False)) for t in study.trials]
+    lost = lost_trials(study)
+    states = [(t.state.name, t.value, t.number in lost) for t in study.trials]
     assert states == [
         ("COMPLETE", 0.5, False),
         ("COMPLETE", 0.6, False),
@@ -129,3 +133,160 @@ def test_samples_count_against_the_study_across_a_killed_driver(tmp_path):
         ("FAIL", None, True),
         ("RUNNING", None, False),
     ]
+
+
+def journal_study(journal: str, name: str) -> optuna.Study:
+    """The study as an outside tool (optuna.load_study, the dashboard) reads it."""
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(journal)))
+
+
+def test_chosen_configurations_run_first_in_order_and_are_told_apart(tmp_path):
+    journal = str(tmp_path / "optuna.journal")
+    chosen = [{"lr": 0.003}, {"lr": 0.02}]
+    searcher = SweepSearch(
+        space=space,
+        metric="val_accuracy",
+        mode="max",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        points_to_evaluate=chosen,
+        study_name="sweep-e",
+        storage=JournalStorage(JournalFileBackend(journal)),
+    )
+    assert [searcher.suggest(t) for t in ("t1", "t2")] == chosen
+    assert searcher.suggest("t3")["lr"] not in (0.003, 0.02)
+    assert [searcher.was_enqueued(t) for t in ("t1", "t2", "t3", "unknown")] == [True, True, False, False]
+    assert searcher.suggest("t1") == chosen[0]  # asked again for a trial it knows: the same configuration
+
+
+def test_warm_start_trials_are_learned_from_never_run_nor_counted(tmp_path):
+    """Trials added to the study before the search (--warm-start) are COMPLETE or PRUNED already: the
+    search asks for new trials beside them, and --samples counts only the sweep's own."""
+    journal = str(tmp_path / "optuna.journal")
+    study = optuna.create_study(
+        study_name="sweep-w", storage=JournalStorage(JournalFileBackend(journal)), direction="maximize"
+    )
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    for value, state in ((0.7, "COMPLETE"), (0.4, "PRUNED")):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState[state],
+                value=value,
+                params={"lr": 0.01},
+                distributions={"lr": lr},
+                user_attrs={"warm_start_from": "earlier"},
+            )
+        )
+    searcher = searcher_on(journal, study="sweep-w", samples=1)
+    assert searcher.suggest("t1") and searcher.suggest("t2") == "FINISHED"
+    trials = journal_study(journal, "sweep-w").trials
+    assert [(t.number, t.state.name) for t in trials] == [(0, "COMPLETE"), (1, "PRUNED"), (2, "RUNNING")]
+
+
+def test_running_trials_are_running_in_the_study_for_the_constant_liar(tmp_path):
+    """TPE's constant liar (the sampler's own setting) counts the study's RUNNING trials as bad results:
+    each trial Tune runs is RUNNING in the study from suggest to its end."""
+    journal = str(tmp_path / "optuna.journal")
+    sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=1, constant_liar=True)
+    searcher = SweepSearch(
+        space=space,
+        metric="val_accuracy",
+        mode="max",
+        sampler=sampler,
+        study_name="sweep-c",
+        storage=JournalStorage(JournalFileBackend(journal)),
+    )
+    assert searcher.study.sampler is sampler
+    for trial_id in ("t1", "t2", "t3"):
+        searcher.suggest(trial_id)
+    searcher.on_trial_complete("t1", result={"val_accuracy": 0.5, "training_iteration": 1, "trial_completed": 1})
+    states = [t.state.name for t in journal_study(journal, "sweep-c").trials]
+    assert states == ["COMPLETE", "RUNNING", "RUNNING"]
+
+
+MULTI = [
+    # id, last result, error, state, values
+    (
+        "ran its course",
+        {"val_accuracy": 0.8, "params": 1200, "training_iteration": 3, "trial_completed": 1},
+        False,
+        "COMPLETE",
+        [0.8, 1200],
+    ),
+    ("stopped early", {"val_accuracy": 0.4, "training_iteration": 2}, False, "PRUNED", None),
+    ("failed configuration", {"val_accuracy": float("-inf"), "trial_failed": 1}, False, "FAIL", None),
+    ("crashed", None, True, "FAIL", None),
+]
+
+
+@pytest.mark.parametrize("last, error, state, values", [c[1:] for c in MULTI], ids=[c[0] for c in MULTI])
+def test_multi_objective_trials_are_told_every_objective(tmp_path, last, error, state, values):
+    journal = str(tmp_path / "optuna.journal")
+    searcher = SweepSearch(
+        space=space,
+        metric=["val_accuracy", "params"],
+        mode=["max", "min"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        study_name="sweep-m",
+        storage=JournalStorage(JournalFileBackend(journal)),
+    )
+    searcher.suggest("t1")
+    for result in epochs(0.3, 0.4):  # Optuna keeps no intermediate values for several objectives
+        searcher.on_trial_result("t1", result)
+    searcher.on_trial_complete("t1", result=last, error=error)
+    study = journal_study(journal, "sweep-m")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    (trial,) = study.trials
+    assert (trial.state.name, trial.values, trial.intermediate_values) == (state, values, {})
+
+
+def test_a_restored_searcher_goes_on_with_the_same_optuna_trials(tmp_path):
+    """Tune pickles the searcher into tuner.pkl, then restores it from its latest searcher-state file.
+    A trial running at the snapshot resumes under its Tune id, reports to the same Optuna trial, and
+    the epochs it repeats (reported under the killed driver, after the snapshot) keep their values."""
+    journal, snapshot = str(tmp_path / "optuna.journal"), str(tmp_path / "searcher-state.pkl")
+    chosen = [{"lr": 0.003}]
+    first = SweepSearch(
+        space=space,
+        metric="val_accuracy",
+        mode="max",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        points_to_evaluate=chosen,
+        study_name="sweep-r",
+        storage=JournalStorage(JournalFileBackend(journal)),
+    )
+    tuner_pkl = pickle.dumps(first)  # before the sweep starts, as Tuner() does
+    assert first.suggest("chosen") == chosen[0] and first.suggest("proposed")
+    first.on_trial_result("proposed", epochs(0.3)[0])
+    first.save(snapshot)
+    first.on_trial_result("proposed", epochs(0.3, 0.5)[1])  # after the snapshot; then the driver dies
+
+    resumed = pickle.loads(tuner_pkl)
+    resumed.restore(snapshot)
+    assert resumed.was_enqueued("chosen") and not resumed.was_enqueued("proposed")
+    for result in epochs(0.31, 0.51, 0.6):  # resumed from its epoch-1 checkpoint: epochs 2 and 3 again
+        resumed.on_trial_result("proposed", result)
+    resumed.on_trial_complete("proposed", result={**epochs(0.31, 0.51, 0.6)[2], "trial_completed": 1})
+    assert resumed.suggest("next")  # a new trial, not one of the two it knows
+
+    trials = journal_study(journal, "sweep-r").trials
+    assert [(t.state.name, t.params["lr"] == 0.003) for t in trials] == [
+        ("RUNNING", True),
+        ("COMPLETE", False),
+        ("RUNNING", False),
+    ]
+    assert (trials[1].value, trials[1].intermediate_values) == (0.6, {1: 0.3, 2: 0.5, 3: 0.6})
+
+
+def test_tune_checkpoints_the_searcher_in_its_experiment_folder(tmp_path):
+    """Tune's own checkpointing: the search generator and its ConcurrencyLimiter (--max-concurrent)
+    save the searcher into the experiment folder and restore it from there."""
+    journal = str(tmp_path / "optuna.journal")
+    generator = SearchGenerator(ConcurrencyLimiter(searcher_on(journal, study="sweep-t"), max_concurrent=2))
+    assert generator.searcher.suggest("t1")
+    generator.save_to_dir(str(tmp_path), session_str="s1")
+
+    restored = SearchGenerator(ConcurrencyLimiter(searcher_on(journal, study="sweep-t"), max_concurrent=2))
+    restored.restore_from_dir(str(tmp_path))
+    restored.on_trial_complete("t1", result={"val_accuracy": 0.7, "training_iteration": 1, "trial_completed": 1})
+    (trial,) = journal_study(journal, "sweep-t").trials
+    assert (trial.state.name, trial.value) == ("COMPLETE", 0.7)
