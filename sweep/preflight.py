@@ -47,6 +47,7 @@ def connect_ray(spec: SweepSpec, *, verbose: bool = True) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory ..."
     if not ray.is_initialized():
         if not embedded:
+            assert spec.address  # not embedded: a cluster's address
             check_address(spec.address)
             ray.init(
                 address=spec.address,

@@ -29,7 +29,7 @@ class TrialRunCloser(Callback):
         self._running: list[str] = []  # trial ids running at the last step of Tune's loop
         self.stopped_by_interrupt: list[str] = []  # those running when Ctrl-C came
 
-    def setup(self, **info):
+    def setup(self, **info):  # type: ignore[override]  # Tune passes its hooks' arguments by keyword
         # Tune has just installed its Ctrl-C handler (stop gracefully, save state). Note the signal on
         # its way there: trials Tune then stops were interrupted, not pruned, and the CLI says so.
         # SIGTERM (docker stop, Kubernetes, Ray's stop_job) and SIGHUP (a closed terminal) take the

@@ -85,7 +85,7 @@ class SweepProgress(Callback):
 
     # --- Tune's events ------------------------------------------------------------------------
 
-    def setup(self, **info):
+    def setup(self, **info):  # type: ignore[override]  # Tune passes its hooks' arguments by keyword
         self._write(tags=self._state_tags())
 
     def on_trial_start(self, iteration, trials, trial, **info):

@@ -100,6 +100,7 @@ class Block(nn.Module):
     def __init__(self, width_in, width_out, *, convs, kernel_size, activation, batchnorm, residual, depthwise):
         super().__init__()
         units = []
+        self.shortcut: nn.Module | None = None  # residual blocks add a strided 1x1 projection
         for index in range(convs):
             stride = 2 if index == 0 else 1
             source = width_in if index == 0 else width_out
@@ -113,8 +114,6 @@ class Block(nn.Module):
                 *([nn.BatchNorm2d(width_out)] if batchnorm else []),
             )
             self.after = ACTIVATIONS[activation]()
-        else:
-            self.shortcut = None
         self.body = nn.Sequential(*units)
 
     def forward(self, x):

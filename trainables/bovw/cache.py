@@ -35,6 +35,7 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -226,7 +227,7 @@ class _FileLock:
     def __init__(self, path: Path | None, timeout: float):
         self.path = path
         self.timeout = timeout
-        self.handle = None
+        self.handle: IO[str] | None = None
 
     def __enter__(self):
         if self.path is None:
