@@ -75,12 +75,19 @@ class SweepSearch(Searcher):
             directions=["maximize" if m == "max" else "minimize" for m in modes],
             load_if_exists=True,
         )
-        for point in points_to_evaluate or []:
-            self.study.enqueue_trial(point, user_attrs={ENQUEUED_ATTR: True})
+        self._enqueue_chosen(points_to_evaluate or [])
         self._trials: dict[str, optuna.Trial] = {}  # Tune trial id -> its Optuna trial
         self._ended: set[str] = set()  # told to Optuna (or found finished there on restore)
         self._enqueued: set[str] = set()
         self._steps: dict[str, set[int]] = {}  # the intermediate values each trial has in the study
+
+    def _enqueue_chosen(self, points: list[dict]) -> None:
+        """The chosen configurations first, once per study: a search started over on its study
+        (sweep.study.start_over) finds them queued already."""
+        if any(trial.user_attrs.get(ENQUEUED_ATTR) for trial in self.study.get_trials(deepcopy=False)):
+            return
+        for point in points:
+            self.study.enqueue_trial(point, user_attrs={ENQUEUED_ATTR: True})
 
     @property
     def multi_objective(self) -> bool:

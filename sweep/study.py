@@ -90,6 +90,21 @@ def mark_lost(study: optuna.Study, number: int) -> None:
     study.tell(number, state=TrialState.FAIL)
 
 
+def start_over(study: optuna.Study) -> int:
+    """`resume` of a sweep whose driver died before Tune saved anything starts its search over on
+    the same study: the trials still RUNNING there never end, so they are lost, and the chosen
+    configurations among them are queued again (those still waiting stay queued). Returns how many
+    were lost."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        mark_lost(study, trial.number)
+        if trial.user_attrs.get(ENQUEUED_ATTR):
+            study.enqueue_trial(trial.params, user_attrs={ENQUEUED_ATTR: True})
+    return len(stale)
+
+
 def lost_trials(study: optuna.Study) -> set[int]:
     """The numbers of the study's lost trials (mark_lost)."""
     return set(study.user_attrs.get(LOST_ATTR, []))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainables.families import Family
@@ -37,7 +38,7 @@ def build_tuner(
     from sweep.pareto import objective_metrics
     from sweep.scheduler import ChosenRunTheirCourse
     from sweep.searcher import SweepSearch
-    from sweep.study import new_study, study_storage
+    from sweep.study import new_study, start_over, study_storage
     from sweep.trial import TrialSettings, run_trial
     from sweep.warm_start import TAG_WARM_START, seed_study
 
@@ -67,7 +68,7 @@ def build_tuner(
     # Registered before a restore unpickles the saved RunConfig, which then reaches this driver's
     # callbacks (the tracking URI may have moved) and verbosity through the sweep's name.
     driver_callbacks, verbose = register_driver_callbacks(spec.name, callbacks=[closer, *callbacks], verbose=verbose)
-    if resume and tune.Tuner.can_restore(path):
+    if resume and tune_state_saved(path):
         print(f"scenesweep: resuming {spec.name}: {restored_search(spec)}")
         return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
     if resume:
@@ -82,7 +83,10 @@ def build_tuner(
     storage = study_storage(spec)
     objectives = objective_metrics(spec.objective, family) or [(family.metric, family.mode)]
     metrics, modes = [m for m, _ in objectives], [mode for _, mode in objectives]
-    if warm := seed_study(spec, new_study(spec, modes, storage)):
+    study = new_study(spec, modes, storage)
+    if resume:  # a driver killed before Tune's first snapshot: its trials in flight are lost
+        start_over(study)
+    if warm := seed_study(spec, study):
         print(f"scenesweep: {warm}")
         MlflowClient(closer.target.uri).set_tag(closer.target.parent_run_id, TAG_WARM_START, warm)
     chosen = [*({**config, **spec.fixed} for config in spec.enqueue), *starts]
@@ -138,12 +142,19 @@ def build_tuner(
     )
 
 
+def tune_state_saved(path: str) -> bool:
+    """Tune has saved a snapshot to resume from. Its tuner.pkl comes first, the first snapshot
+    (experiment_state-*.json) seconds later: a driver killed in between left nothing to restore."""
+    from ray import tune
+
+    return tune.Tuner.can_restore(path) and any(Path(path).glob("experiment_state-*.json"))
+
+
 def restored_trials(path: str) -> dict[str, dict]:
     """The trials in a sweep's saved Tune state, id -> its last result (empty when none was saved)."""
-    from ray import tune
     from ray.tune import ExperimentAnalysis
 
-    if not tune.Tuner.can_restore(path):
+    if not tune_state_saved(path):
         return {}
     return {trial.trial_id: dict(trial.last_result or {}) for trial in ExperimentAnalysis(path).trials}
 

@@ -1,6 +1,7 @@
-"""The signals a sweep's driver gets from outside (docker stop, Kubernetes, systemd, Ray's stop_job, a
-closed terminal) end it as cleanly as Ctrl-C: trials in flight recorded as stopped, the parent run
-KILLED with the reason, nothing left RUNNING, a resume hint, and the conventional exit code."""
+"""A sweep's driver stopped from outside, at any moment. The signals it gets (docker stop, Kubernetes,
+systemd, Ray's stop_job, a closed terminal) end it as cleanly as Ctrl-C: trials in flight recorded
+as stopped, the parent run KILLED with the reason, nothing left RUNNING, a resume hint, and the
+conventional exit code. A SIGKILL, even in its first seconds, leaves a sweep that `resume` finishes."""
 
 from __future__ import annotations
 
@@ -96,3 +97,29 @@ def _parent_exists(uri: str, name: str) -> bool:
     except NOT_YET:
         return False
     return True
+
+
+def test_a_sweep_killed_before_tunes_first_snapshot_resumes(tmp_path):
+    """SIGKILL in the first seconds: Tune has written tuner.pkl but no snapshot. `resume` starts the
+    search over on the same study, and the sweep ends with its trials, one run each."""
+    name, uri = "early", f"sqlite:///{tmp_path / 'mlruns.db'}"
+    log = tmp_path / "sweep.log"
+    sweep = start_cli(
+        "sweep", "--data", "demo", "--samples", "3", "--epochs", "2", "--name", name, *SMALL, cwd=tmp_path, log=log
+    )
+    pickled = tmp_path / "sweeps" / name / "tuner.pkl"
+    try:
+        wait_for(pickled.exists, timeout=600, what="Tune's tuner.pkl", process=sweep, interval=0.01)
+    finally:
+        os.killpg(sweep.pid, signal.SIGKILL)
+        sweep.wait()
+    assert not list(pickled.parent.glob("experiment_state-*.json")), "killed too late: Tune saved a snapshot"
+    resumed = run_cli("resume", name, cwd=tmp_path, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "no Tune state was saved yet; starting its search over" in resumed.stdout
+    _, parent, children = sweep_runs(uri, name, EXPERIMENT)
+    assert parent.info.status == "FINISHED"
+    assert not [c for c in children if c.info.status == "RUNNING"]
+    trial_ids = [c.data.tags["scenesweep.trial_id"] for c in children]
+    assert len(trial_ids) == len(set(trial_ids))
+    assert sum(c.info.status == "FINISHED" for c in children) == 3

@@ -11,7 +11,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 
 from sweep.searcher import SweepSearch
-from sweep.study import lost_trials
+from sweep.study import lost_trials, start_over
 
 
 def space(trial):
@@ -290,3 +290,35 @@ def test_tune_checkpoints_the_searcher_in_its_experiment_folder(tmp_path):
     restored.on_trial_complete("t1", result={"val_accuracy": 0.7, "training_iteration": 1, "trial_completed": 1})
     (trial,) = journal_study(journal, "sweep-t").trials
     assert (trial.state.name, trial.value) == ("COMPLETE", 0.7)
+
+
+def test_a_search_started_over_after_an_early_kill_queues_each_chosen_configuration_once(tmp_path):
+    """A driver killed before Tune's first snapshot leaves a study with its chosen configurations
+    queued, some asked for (RUNNING, never to end). `resume` starts the search over on that study:
+    those are lost, the lost chosen ones are queued again, the waiting ones are not queued twice."""
+    journal = str(tmp_path / "optuna.journal")
+    chosen = [{"lr": 0.01}, {"lr": 0.02}, {"lr": 0.03}]
+
+    def searcher() -> SweepSearch:
+        return SweepSearch(
+            space=space,
+            metric="val_accuracy",
+            mode="max",
+            sampler=optuna.samplers.RandomSampler(seed=0),
+            points_to_evaluate=chosen,
+            study_name="early",
+            storage=JournalStorage(JournalFileBackend(journal)),
+            samples=3,
+        )
+
+    dying = searcher()
+    assert dying.suggest("a") and dying.suggest("b")  # the first two chosen, asked for, then the kill
+    assert start_over(journal_study(journal, "early")) == 2  # what build_tuner does on such a resume
+    again = searcher()
+    assert sorted(lost_trials(journal_study(journal, "early"))) == [0, 1]
+    asked = [again.suggest(t) for t in ("x", "y", "z")]
+    assert sorted(c["lr"] for c in asked) == [0.01, 0.02, 0.03]
+    assert all(again.was_enqueued(t) for t in ("x", "y", "z"))
+    assert again.suggest("w") == "FINISHED"  # lost trials do not count against --samples 3
+    waiting = [t for t in journal_study(journal, "early").trials if t.state.name == "WAITING"]
+    assert waiting == []
