@@ -12,8 +12,9 @@ last one does not need them run again. This builds, for real, what such a sweep 
 
 Then it times what the driver does after the last trial, on a fresh copy of that store: `finish` (close
 what is open, read the trials back, trials.csv and the best trial on the parent run, the summary) and
-the study plots on the parent run. The store is built once (`--store DIR` keeps it), so the code before
-and after a change can be timed on the same data:
+the study plots on the parent run. The store is built once (`--store DIR` keeps it; --trials is then
+what it was built with), so the code before and after a change can be timed on the same data; the
+copies' artifacts (trials.csv, the plots) land in DIR/mlartifacts, where the store's experiment points.
 
     python -m benchmarks.summary_scale [--trials 1000] [--store DIR]
 """
