@@ -155,6 +155,34 @@ def _typed(raw: str, distribution, key: str):
     return value
 
 
+def contains(distribution, value) -> bool:
+    """Whether `value` is one `distribution` can suggest (what Optuna's enqueue_trial and create_trial
+    replay): one of a categorical's choices; a number, not a bool, inside a numeric one's bounds and on
+    its step (a whole number for an integer one)."""
+    import math
+    from numbers import Real
+
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(distribution, CategoricalDistribution):
+        try:
+            distribution.to_internal_repr(value)  # the choice's index; ValueError when it is none of them
+        except (ValueError, TypeError):
+            return False
+        return True
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return False
+    number = float(value)
+    if not math.isfinite(number) or not distribution.low <= number <= distribution.high:
+        return False
+    if isinstance(distribution, IntDistribution):
+        return number.is_integer() and (int(number) - distribution.low) % distribution.step == 0
+    if isinstance(distribution, FloatDistribution) and distribution.step is not None:
+        steps = (number - distribution.low) / distribution.step
+        return abs(steps - round(steps)) < 1e-8  # Optuna's own tolerance for a float on its step
+    return isinstance(distribution, FloatDistribution)
+
+
 def describe(distribution) -> str:
     """A distribution's values as messages name them: 'one of a, b, c' or '[low, high]'."""
     from optuna.distributions import CategoricalDistribution

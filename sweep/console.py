@@ -17,7 +17,6 @@ from ray.tune import Callback
 from tracking.live import duration
 
 QUIET, DEFAULT, VERBOSE = "quiet", "default", "verbose"
-LEVELS = (QUIET, DEFAULT, VERBOSE)
 _CLEAR = "\r\033[K"
 
 

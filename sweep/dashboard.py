@@ -1,36 +1,32 @@
 """`scenesweep dashboard SWEEP`: optuna-dashboard on the sweep's study, on 127.0.0.1 only.
 
-Which study, in order: the sweep's own persistent study (an Optuna journal file
-`<storage>/<sweep>/optuna.journal`, or the RDB URL saved as `study_storage` in its scenesweep.json);
-else one mirrored from MLflow, where every trial's run holds its config and metrics: an in-memory
-study that takes in each trial as its run ends (checked every few seconds), so it works during the
-sweep and after, for any sweep, on the cluster's tracking server as well as a local store.
+The sweep's own persistent study (an Optuna journal file `<storage>/<sweep>/optuna.journal`, or the
+RDB URL saved as `study_storage` in its scenesweep.json) is the one source of its trial state. Only a
+sweep without one (older than persistent studies, or whose study is gone) is mirrored from MLflow,
+where every trial's run holds its config and metrics: an in-memory study that takes in each trial as
+its run ends (checked every few seconds), during the sweep and after, on the cluster's tracking server
+as well as a local store; the command says so.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import warnings
 from pathlib import Path
 
 from sweep.ports import check_listen
-from sweep.spec import SPEC_FILE, sweep_tracking_uri
+from sweep.spec import saved_spec, sweep_tracking_uri
+from sweep.study import STUDY_FILE
 
-JOURNAL_FILE = "optuna.journal"
 REFRESH_SECONDS = 10.0
 
 
-def study_storage(sweep: str, *, storage: str) -> str | None:
-    """The sweep's persistent Optuna storage (a journal file path or an RDB URL), or None."""
-    folder = Path(storage) / sweep
-    if (folder / JOURNAL_FILE).is_file():
-        return str((folder / JOURNAL_FILE).resolve())
-    try:
-        saved = json.loads((folder / SPEC_FILE).read_text()).get("study_storage")
-    except (OSError, ValueError):
-        saved = None
-    return saved or None
+def study_location(sweep: str, *, storage: str) -> str | None:
+    """Where the sweep's persistent Optuna study is (its journal file's path or its RDB URL), or None."""
+    journal = Path(storage) / sweep / STUDY_FILE
+    if journal.is_file():
+        return str(journal.resolve())
+    return (saved_spec(storage, sweep) or {}).get("study_storage") or None
 
 
 def open_storage(location: str):
@@ -74,8 +70,9 @@ class MlflowMirror:
     def update(self) -> int:
         """Add the trials that ended since the last look; returns how many were added."""
         from search_spaces import parameter_distributions
+        from sweep.study_source import run_histories, study_from_rows
         from tracking.runs import find_sweep_run, target_from_run
-        from tracking.study_plots import study_from_rows, trial_curves
+        from tracking.study_plots import TRIAL_ID_ATTR
         from tracking.summary import summarise
 
         if self._distributions is None:
@@ -90,11 +87,11 @@ class MlflowMirror:
             metric=self.family.metric,
             mode=self.family.mode,
             distributions=self._distributions,
-            curves=trial_curves(self.client, new, metric=self.family.metric),
+            curves=run_histories(self.client, new, metric=self.family.metric),
         )
         for trial in built.trials:
             self.study.add_trial(trial)
-            self.seen.add(trial.user_attrs["trial_id"])
+            self.seen.add(trial.user_attrs[TRIAL_ID_ATTR])
         return len(built.trials)
 
     def follow(self) -> None:
@@ -120,7 +117,9 @@ def run_dashboard(sweep: str, *, uri: str | None, storage: str, port: int) -> in
 
     host = "127.0.0.1"
     check_listen(host, port)
-    location = study_storage(sweep, storage=storage)
+    from sweep.study_source import REBUILT_NOTE
+
+    location = study_location(sweep, storage=storage)
     mirror = None
     if location is not None:
         served = open_storage(location)
@@ -129,7 +128,7 @@ def run_dashboard(sweep: str, *, uri: str | None, storage: str, port: int) -> in
         mirror = MlflowMirror(sweep, uri=sweep_tracking_uri(sweep, uri, storage=storage))
         mirror.follow()
         served = mirror.storage
-        where = f"its trials from MLflow ({mirror.uri}), updated every {mirror.refresh:g} s"
+        where = f"its trials {REBUILT_NOTE}; from {mirror.uri}, updated every {mirror.refresh:g} s"
     print(
         f"scenesweep: optuna-dashboard for sweep {sweep} at http://{host}:{port} ({where}); Ctrl-C to stop", flush=True
     )

@@ -10,7 +10,7 @@ from sweep.errors import UsageError
 
 def read_enqueue(path: str, *, space: str) -> list[dict]:
     """--enqueue FILE.json: one configuration or a list of them, each {parameter: value} of the space."""
-    from search_spaces import describe, parameter_distributions
+    from search_spaces import contains, describe, parameter_distributions
 
     file = Path(path).expanduser()
     try:
@@ -31,17 +31,9 @@ def read_enqueue(path: str, *, space: str) -> list[dict]:
                 f"--enqueue {path}: {family} has no parameter {unknown[0]!r}; it has {', '.join(sorted(known))}"
             )
         for name, value in config.items():
-            if not _searched(known[name], value):
+            if not contains(known[name], value):  # what enqueue_trial can replay
                 raise UsageError(
                     f"--enqueue {path}: {name}={value!r} is outside the searched space ({describe(known[name])}); "
                     f"to run it, pin it with --fix {name}={value}"
                 )
     return configs
-
-
-def _searched(distribution, value) -> bool:
-    """Whether Optuna can replay `value` as a suggestion of this distribution (what enqueue_trial needs)."""
-    try:
-        return distribution._contains(distribution.to_internal_repr(value))
-    except (ValueError, TypeError):
-        return False

@@ -1,5 +1,6 @@
 """Accuracy against size: the objectives of `--objective`, the Pareto front of a sweep's finished
-trials (read from MLflow), and the record of it on the parent run (pareto_front.csv and .png).
+trials (Optuna's `best_trials` of the sweep's study; each front member's run read from MLflow), and
+the record of it on the parent run (pareto_front.csv and .png).
 
 A multi-objective sweep runs under FIFO: ASHA ranks trials by one metric, and a model's size is only
 known once it is built, so stopping on accuracy alone would throw away the small models the front
@@ -42,33 +43,54 @@ def objective_metrics(objective: list[str], family: Family) -> list[tuple[str, s
     return [(family.metric, family.mode) if name == "accuracy" else SIZE_OBJECTIVES[name] for name in objective]
 
 
-def pareto_front(rows: list[TrialRow], objectives: list[tuple[str, str]]) -> list[TrialRow]:
-    """The finished trials no other finished trial beats on every objective, most accurate first."""
-    scored = [r for r in rows if r.status == "FINISHED" and all(m in r.metrics for m, _ in objectives)]
+def pareto_front(rows: list[TrialRow], objectives: list[tuple[str, str]], *, study=None) -> list[TrialRow]:
+    """The finished trials no other finished trial beats on every objective, most accurate first:
+    Optuna's front (`best_trials`) of the sweep's own multi-objective `study` when given, else of one
+    made from the rows' metrics (accuracy against size for any sweep, `best --pareto`)."""
+    if study is not None:
+        from sweep.study_source import with_runs
 
-    def key(row) -> list[float]:  # larger is better on every axis
-        return [row.metrics[m] if mode == "max" else -row.metrics[m] for m, mode in objectives]
-
-    def dominates(a, b) -> bool:
-        ka, kb = key(a), key(b)
-        return all(x >= y for x, y in zip(ka, kb)) and any(x > y for x, y in zip(ka, kb))
-
-    front = [r for r in scored if not any(dominates(other, r) for other in scored)]
-    return sorted(front, key=key, reverse=True)
+        on_front = {trial.number for trial in study.best_trials}
+        front = [row for trial, row in with_runs(study, rows) if trial.number in on_front and row is not None]
+    else:
+        front = _front_of_rows(rows, objectives)
+    scored = [row for row in front if all(m in row.metrics for m, _ in objectives)]
+    return sorted(scored, key=lambda row: _larger_is_better(row, objectives), reverse=True)
 
 
-def record_pareto(client, target, family: Family, objective: list[str]) -> list[TrialRow]:
-    """Write the front onto the parent run as pareto_front.csv and pareto_front.png; returns it."""
+def _larger_is_better(row: TrialRow, objectives: list[tuple[str, str]]) -> list[float]:
+    return [row.metrics[m] if mode == "max" else -row.metrics[m] for m, mode in objectives]
+
+
+def _front_of_rows(rows: list[TrialRow], objectives: list[tuple[str, str]]) -> list[TrialRow]:
+    import optuna
+    from optuna.trial import create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize" if mode == "max" else "minimize" for _, mode in objectives])
+    scored = _scored(rows, objectives)
+    for index, row in enumerate(scored):
+        study.add_trial(create_trial(values=[row.metrics[m] for m, _ in objectives], user_attrs={"row": index}))
+    return [scored[trial.user_attrs["row"]] for trial in study.best_trials]
+
+
+def _scored(rows: list[TrialRow], objectives: list[tuple[str, str]]) -> list[TrialRow]:
+    return [r for r in rows if r.status == "FINISHED" and all(m in r.metrics for m, _ in objectives)]
+
+
+def record_pareto(client, target, family: Family, objective: list[str], *, study=None) -> list[TrialRow]:
+    """Write the front onto the parent run as pareto_front.csv and pareto_front.png; returns it.
+    `study`: the sweep's own (multi-objective) study, where the front comes from."""
     from tracking.artifacts import pareto_front_png
     from tracking.summary import summarise
 
     objectives = objective_metrics(objective, family)
     rows = summarise(client, target, metric=family.metric, mode=family.mode).rows
-    front = pareto_front(rows, objectives)
+    front = pareto_front(rows, objectives, study=study)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         write_front_csv(front, objectives, folder / PARETO_CSV)
-        finished = [r for r in rows if r.status == "FINISHED" and all(m in r.metrics for m, _ in objectives)]
+        finished = _scored(rows, objectives)
         (x_metric, _), (y_metric, _) = objectives[1], objectives[0]
         pareto_front_png(
             [(r.metrics[x_metric], r.metrics[y_metric]) for r in finished],
@@ -110,8 +132,8 @@ def _fmt(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:.4f}"
 
 
-def report_pareto(client, target, family: Family, objective: list[str]) -> None:
-    """At the end of a multi-objective sweep: record the front and print it."""
-    front = record_pareto(client, target, family, objective)
+def report_pareto(client, target, family: Family, objective: list[str], *, study=None) -> None:
+    """At the end of a multi-objective sweep: record the front (of the sweep's `study`) and print it."""
+    front = record_pareto(client, target, family, objective, study=study)
     print(f"\nPareto front ({len(front)} trials, {PARETO_CSV} on the sweep's run):")
     print(format_front(front, objective_metrics(objective, family)))

@@ -38,7 +38,7 @@ RECORDER_PREFIX = "scenesweep-recorder"
 # Recorders outlive their driver (detached), in a namespace of their own: a driver killed mid-sweep
 # leaves them recording what they hold, and `resume` finds them by name and waits for them.
 RECORDER_NAMESPACE = "scenesweep-recorders"
-LOST_REASON = "its node's recorder was lost before the trial was recorded (node died?)"
+RECORDER_LOST_REASON = "its node's recorder was lost before the trial was recorded (node died?)"
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sweep.environment import configure_environment
 from sweep.preflight import connect_ray
 from sweep.spec import SPEC_FILE, SweepSpec, UsageError, tracking_flag
 from trainables.families import Family
+
+if TYPE_CHECKING:
+    from tracking.summary import SweepSummary, TrialRow
 
 EXIT_INTERRUPTED = 130
 
@@ -117,18 +121,19 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
             closer.record_interruption()
         else:
             from sweep.study import close_sweep_study
+            from sweep.study_source import existing_study
 
             close_sweep_study(spec)
             if spec.objective:
                 from sweep.pareto import report_pareto
 
-                report_pareto(client, target, family, spec.objective)
+                report_pareto(client, target, family, spec.objective, study=existing_study(spec))
         name_replacements(client, target, lost=lost, known=known)
-        code = finish(spec, family, client, target, interrupted=interrupted)
+        code, summary = finish(spec, family, client, target, interrupted=interrupted)
         if interrupted:  # the conventional code of the signal that stopped it: 130 Ctrl-C, 143 SIGTERM
             code = 128 + closer.signum
     if code == 0:
-        print(_log_study_plots(family, client, target))
+        print(record_study_plots(spec, family, client, target, summary.rows))
         _log_gradcam(spec, client, target, dataset)
         print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri, target)}")
     return code
@@ -137,7 +142,7 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
 def drain_recorders(recorders, client, target) -> None:
     """Wait for the recorders to record every trial handed to them; say which recordings failed (those
     runs are FAILED with the reason) and close, FAILED, the runs a lost node's recorder still held."""
-    from sweep.recorder import LOST_REASON
+    from sweep.recorder import RECORDER_LOST_REASON
     from tracking.runs import close_open_trial_runs
 
     try:
@@ -147,7 +152,7 @@ def drain_recorders(recorders, client, target) -> None:
     for run_id, why in failures:
         print(f"scenesweep: warning: run {run_id} finished training but could not be recorded: {why}", file=sys.stderr)
     if lost_nodes:
-        closed = close_open_trial_runs(client, target, status="FAILED", reason=LOST_REASON)
+        closed = close_open_trial_runs(client, target, status="FAILED", reason=RECORDER_LOST_REASON)
         print(f"scenesweep: warning: {len(lost_nodes)} node(s) lost with their recorder; {closed} run(s) closed FAILED")
 
 
@@ -215,13 +220,14 @@ def _quiet_tune_logs() -> None:
     logging.getLogger("ray.tune.tune").addFilter(Hide())
 
 
-def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool) -> int:
-    """Close what is open, record the result on the parent run, print the summary; the exit code."""
-    from tracking.runs import close_open_trial_runs
+def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool) -> tuple[int, SweepSummary]:
+    """Close what is open, record the result on the parent run, print the summary; the exit code, and
+    the trials as MLflow holds them (one search)."""
+    from tracking.runs import INTERRUPTED_REASON, close_open_trial_runs
     from tracking.summary import format_failures, format_table, record_sweep_result, summarise
 
     if interrupted:
-        close_open_trial_runs(client, target, status="KILLED", reason="sweep interrupted")
+        close_open_trial_runs(client, target, status="KILLED", reason=INTERRUPTED_REASON)
     close_open_trial_runs(client, target, status="KILLED", reason="sweep ended while the trial was open")
     summary = summarise(client, target, metric=family.metric, mode=family.mode)  # after: nothing counts as running
     status = "KILLED" if interrupted else ("FINISHED" if summary.finished else "FAILED")
@@ -234,7 +240,7 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
             f"continue with: scenesweep resume {spec.name}"
             + (f" --storage {spec.storage}" if Path(spec.storage) != Path("sweeps").resolve() else "")
         )
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED, summary
     best = summary.best
     if best is None:
         if not summary.errors:  # every trial was stopped early: by ASHA, the chance stop or the budget
@@ -244,11 +250,11 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
                 "give trials time to finish (a longer --budget, or fewer --epochs)",
                 file=sys.stderr,
             )
-            return 1
+            return 1, summary
         print("scenesweep: error: no trial finished; distinct errors:", file=sys.stderr)
         for error, count in summary.errors.most_common():
             print(f"  {count} x {error}", file=sys.stderr)
-        return 1
+        return 1, summary
     print(format_table(summary.ranked()[:5], metric=family.metric))
     if failures := format_failures(summary.rows):
         print(f"failed (see scenesweep.error on their runs):\n{failures}")
@@ -258,25 +264,33 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
     )
     print("config: " + json.dumps(best.config, sort_keys=True))
     print(f"model: {best.model_uri}")
-    return 0
+    return 0, summary
 
 
-def _log_study_plots(family: Family, client, target) -> str:
-    """The study's plots on the parent run (tracking.study_plots); never fatal, the sweep is recorded."""
-    from search_spaces import parameter_distributions
-    from tracking.study_plots import log_study_plots, study_from_rows, trial_curves
-    from tracking.summary import summarise
+def record_study_plots(spec: SweepSpec, family: Family, client, target, rows: list[TrialRow]) -> str:
+    """The study's plots on the parent run (tracking.study_plots), drawn from the sweep's own study,
+    with `rows` (its runs, as finish read them) for each trial's id and size; a sweep without a study
+    is rebuilt from its runs and says so. Never fatal: the sweep is recorded. Returns the line to print."""
+    from sweep.study_source import REBUILT_NOTE, drawn_study, existing_study, run_histories, study_from_rows
+    from tracking.study_plots import log_study_plots
 
     try:
-        summary = summarise(client, target, metric=family.metric, mode=family.mode)
-        study = study_from_rows(
-            summary.rows,
-            metric=family.metric,
-            mode=family.mode,
-            distributions=parameter_distributions(family.space),
-            curves=trial_curves(client, summary.rows, metric=family.metric),
-        )
-        return "Study plots (" + log_study_plots(client, target.parent_run_id, study, metric=family.metric).line() + ")"
+        study = existing_study(spec)
+        if study is not None:
+            drawn, note = drawn_study(study, rows, mode=family.mode), ""
+        else:
+            from search_spaces import parameter_distributions
+
+            drawn = study_from_rows(
+                rows,
+                metric=family.metric,
+                mode=family.mode,
+                distributions=parameter_distributions(family.space),
+                curves=run_histories(client, rows, metric=family.metric),
+            )
+            note = f"; {REBUILT_NOTE}"
+        plots = log_study_plots(client, target.parent_run_id, drawn, metric=family.metric)
+        return f"Study plots ({plots.line()}{note})"
     except Exception as exc:  # noqa: BLE001
         return f"scenesweep: warning: no study plots: {type(exc).__name__}: {exc}"
 

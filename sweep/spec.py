@@ -150,13 +150,23 @@ def _families_with(flag: str) -> list[Family]:
     return [f for f in FAMILIES.values() if any(o.flag == flag for o in f.options)]
 
 
+def saved_spec(storage: str | Path, name: str) -> dict | None:
+    """What sweep `name` saved in `storage` (its scenesweep.json, as written), or None when it saved
+    nothing there (or the file cannot be read)."""
+    try:
+        saved = json.loads((Path(storage) / name / SPEC_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
 def load_spec(storage: str, name: str, *, address: str | None, uri: str | None) -> SweepSpec:
     """The saved spec of sweep `name`, with the cluster flags `resume` was given over it."""
     root = Path(storage).resolve()
-    spec_file = root / name / SPEC_FILE
-    if not spec_file.exists():
+    saved = saved_spec(root, name)
+    if saved is None:
         raise UsageError(f"no sweep named {name!r} in {root}; pass the --storage it was started with")
-    spec = SweepSpec.from_dict(json.loads(spec_file.read_text()))
+    spec = SweepSpec.from_dict(saved)
     spec = replace(
         spec,
         storage=str(root),
@@ -245,11 +255,7 @@ def sweep_tracking_uri(sweep: str, uri: str | None, *, storage: str = "sweeps") 
     the default (tracking_uri)."""
     if uri:
         return tracking_uri(uri)
-    spec_file = Path(storage) / sweep / SPEC_FILE
-    try:
-        saved = json.loads(spec_file.read_text()).get("tracking_uri") if spec_file.is_file() else None
-    except (OSError, ValueError):
-        saved = None
+    saved = (saved_spec(storage, sweep) or {}).get("tracking_uri")
     return saved or tracking_uri(None)
 
 

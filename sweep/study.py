@@ -31,7 +31,8 @@ def study_storage(spec: SweepSpec) -> optuna.storages.BaseStorage:
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if spec.study_storage:
-        from sweep.spec import UsageError, without_credentials
+        from sweep.errors import UsageError
+        from tracking.uris import without_credentials
 
         try:
             return optuna.storages.RDBStorage(spec.study_storage)

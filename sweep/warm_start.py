@@ -2,20 +2,20 @@
 the same family (`--warm-start`; the user's own configurations, `--enqueue`, are sweep/enqueue.py).
 
 Earlier trials are read from their sweep's Optuna study, else (a sweep from before studies were
-persistent) from its MLflow runs. A trial whose parameters fall outside the current space (a value
-out of range, a choice that is gone, a parameter pinned to another value with --fix) is skipped:
-TPE must only learn from points it could itself propose.
+persistent, or whose study is gone) from its MLflow runs, and the warm-start line says so. A trial
+whose parameters fall outside the current space (a value out of range, a choice that is gone, a
+parameter pinned to another value with --fix) is skipped: TPE must only learn from points it could
+itself propose.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweep.spec import SPEC_FILE, SweepSpec, UsageError
+from sweep.spec import SweepSpec, UsageError, saved_spec
 from sweep.study import WARM_START_ATTR
+from sweep.study_source import REBUILT_NOTE
 
 if TYPE_CHECKING:
     import optuna
@@ -31,6 +31,7 @@ class Seed:
     intermediate: dict[int, float]
     source: str  # the sweep it came from
     distributions: dict  # as its own study asked for them ({} when read from MLflow)
+    rebuilt: bool = False  # read from MLflow: its sweep has no Optuna study
 
 
 def check_warm_start(names: list[str], *, storage: str, family: str) -> None:
@@ -69,9 +70,11 @@ def seed_study(spec: SweepSpec, study: optuna.Study) -> str | None:
         )
         study.add_trial(trial)
         added += 1
+    rebuilt = sorted({seed.source for seed in seeds if seed.rebuilt})
     return (
         f"warm start: {added} trials from {', '.join(spec.warm_start)}"
         f" ({skipped} skipped: parameters outside the current space)"
+        + (f"; those of {', '.join(rebuilt)} {REBUILT_NOTE}" if rebuilt else "")
     )
 
 
@@ -79,11 +82,10 @@ def earlier_trials(earlier: SweepSpec, spec: SweepSpec) -> list[Seed]:
     """The finished and pruned trials of an earlier sweep, with its pinned parameters filled in."""
     from optuna.trial import TrialState
 
-    from sweep.study import load_sweep_study
+    from sweep.study_source import existing_study
 
-    try:
-        study = load_sweep_study(earlier)
-    except KeyError:
+    study = existing_study(earlier)
+    if study is None:
         return _trials_from_mlflow(earlier, spec)
     seeds = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
@@ -103,6 +105,7 @@ def earlier_trials(earlier: SweepSpec, spec: SweepSpec) -> list[Seed]:
 
 
 def _trials_from_mlflow(earlier: SweepSpec, spec: SweepSpec) -> list[Seed]:
+    """The fallback for a sweep without an Optuna study: its trials from their MLflow runs."""
     from mlflow.tracking import MlflowClient
 
     from search_spaces import parameter_distributions
@@ -131,6 +134,7 @@ def _trials_from_mlflow(earlier: SweepSpec, spec: SweepSpec) -> list[Seed]:
                 intermediate={},
                 source=earlier.name,
                 distributions={},
+                rebuilt=True,
             )
         )
     return seeds
@@ -143,28 +147,20 @@ def _current_distributions(spec: SweepSpec) -> dict:
 
 
 def _inside(params: dict[str, Any], distributions: dict, fixed: dict) -> bool:
+    from search_spaces import contains
+
     for name, value in params.items():
         if name in fixed:
             if value != fixed[name]:
                 return False
             continue
-        if name not in distributions or not _allowed(value, distributions[name]):
+        if name not in distributions or not contains(distributions[name], value):
             return False
     return True
 
 
-def _allowed(value: Any, distribution) -> bool:
-    from optuna.distributions import CategoricalDistribution
-
-    if isinstance(distribution, CategoricalDistribution):
-        return value in distribution.choices
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return distribution.low <= value <= distribution.high
-
-
 def _earlier_spec(name: str, storage: str) -> SweepSpec:
-    spec_file = Path(storage) / name / SPEC_FILE
-    if not spec_file.exists():
+    saved = saved_spec(storage, name)
+    if saved is None:
         raise UsageError(f"--warm-start {name}: no sweep of that name in {storage}; pass the --storage it was run in")
-    return SweepSpec.from_dict(json.loads(spec_file.read_text()))
+    return SweepSpec.from_dict(saved)

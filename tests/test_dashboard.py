@@ -78,3 +78,28 @@ def test_dashboard_refuses_an_unknown_sweep_in_one_line(tmp_path):
 
     result = run_cli("dashboard", "nope", cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and "no sweep named 'nope'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("journal", "saved", "expected"),
+    [
+        (True, {}, "journal"),
+        (True, {"study_storage": "sqlite:///elsewhere.db"}, "journal"),
+        (False, {"study_storage": "postgresql://optuna@db/optuna"}, "postgresql://optuna@db/optuna"),
+        (False, {"study_storage": ""}, None),  # a sweep older than persistent studies: mirrored from MLflow
+        (False, None, None),  # no sweep folder here at all
+    ],
+)
+def test_the_dashboard_finds_the_sweeps_study_in_its_folder_or_spec(tmp_path, journal, saved, expected):
+    import json
+
+    from sweep.dashboard import study_location
+
+    folder = tmp_path / "sweeps" / "s1"
+    folder.mkdir(parents=True)
+    if journal:
+        (folder / "optuna.journal").write_text("")
+    if saved is not None:
+        (folder / "scenesweep.json").write_text(json.dumps(saved))
+    found = study_location("s1", storage=str(tmp_path / "sweeps"))
+    assert found == (str((folder / "optuna.journal").resolve()) if expected == "journal" else expected)

@@ -38,15 +38,6 @@ NOT_RAY_OPTUNA_MLFLOW = {
     "sign convention, which the weights above use",
 }
 
-# TEMPORARY, for the integrator: names that other branches of issue 21 remove from these files right now
-# (the searcher on Optuna's ask-and-tell, the scheduler wrapper, the study helpers). Delete this constant
-# once those branches are merged; until then the scan tolerates exactly these. An entry that the scan no
-# longer finds fails test_being_removed_entries_are_still_there: delete it.
-BEING_REMOVED_BY_OTHER_BRANCHES: dict[str, set[str]] = {
-    "sweep/enqueue.py": {"_contains"},
-    "tracking/study_plots.py": {"_contains"},
-}
-
 
 def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
@@ -229,11 +220,10 @@ def test_the_scan_finds_what_it_is_for(tmp_path):
 
 def test_no_private_name_of_ray_optuna_or_mlflow_outside_the_documented_list():
     documented = {(where, dotted.rsplit(".", 1)[1]) for dotted, files in documented_names().items() for where in files}
-    being_removed = {(where, name) for where, names in BEING_REMOVED_BY_OTHER_BRANCHES.items() for name in names}
     unlisted = {
         key: sites
         for key, sites in scan_findings().items()
-        if key not in documented and key not in NOT_RAY_OPTUNA_MLFLOW and key not in being_removed
+        if key not in documented and key not in NOT_RAY_OPTUNA_MLFLOW
     }
     assert not unlisted, (
         "private names of ray/optuna/mlflow that docs/architecture.md does not list (use a public interface, "
@@ -250,13 +240,6 @@ def test_the_documented_list_and_the_allow_lists_are_current():
     stale = [entry for entry in stale if (entry.split(": ")[0], entry.rsplit(".", 1)[1]) not in findings]
     stale += [f"{where}: {name}" for where, name in NOT_RAY_OPTUNA_MLFLOW if (where, name) not in findings]
     assert not stale, "listed, but no longer used there:\n" + "\n".join(stale)
-
-
-def test_being_removed_entries_are_still_there():
-    findings = scan_findings()
-    gone = [f"{where}: {name}" for where, names in BEING_REMOVED_BY_OTHER_BRANCHES.items() for name in names]
-    gone = [entry for entry in gone if tuple(entry.split(": ")) not in findings]
-    assert not gone, "removed already; delete from BEING_REMOVED_BY_OTHER_BRANCHES:\n" + "\n".join(gone)
 
 
 def _modules_to_packages():

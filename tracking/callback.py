@@ -13,7 +13,7 @@ import threading
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
-from tracking.runs import TAG_ERROR, TAG_PRUNED, SweepTarget, find_trial_run
+from tracking.runs import INTERRUPTED_REASON, TAG_PRUNED, SweepTarget, close_run, find_trial_run
 
 # The signals that stop a sweep cleanly (the CLI exits 128 + the signal's number).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -60,28 +60,25 @@ class TrialRunCloser(Callback):
             if run is not None and run.info.status != "FINISHED":
                 if TAG_PRUNED in run.data.tags:
                     client.delete_tag(run.info.run_id, TAG_PRUNED)
-                client.set_tag(run.info.run_id, TAG_ERROR, "sweep interrupted")
-                client.set_terminated(run.info.run_id, status="KILLED")
+                close_run(client, run.info.run_id, status="KILLED", reason=INTERRUPTED_REASON)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if (trial.last_result or {}).get(self.completed_key):
             return  # trained and evaluated: its run is being recorded and closes FINISHED
         # Completed while its run is still open: the scheduler stopped it early, or Ctrl-C did.
         if self.interrupted:
-            self._close(trial.trial_id, status="KILLED", tags={TAG_ERROR: "sweep interrupted"})
+            self._close(trial.trial_id, status="KILLED", reason=INTERRUPTED_REASON)
         else:
             self._close(trial.trial_id, status="KILLED", tags={TAG_PRUNED: "true"})
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._close(trial.trial_id, status="FAILED", tags={TAG_ERROR: error_text(trial)})
+        self._close(trial.trial_id, status="FAILED", reason=error_text(trial))
 
-    def _close(self, trial_id: str, *, status: str, tags: dict) -> None:
+    def _close(self, trial_id: str, *, status: str, reason: str = "", tags: dict | None = None) -> None:
         client = MlflowClient(self.target.uri)
         run = find_trial_run(client, self.target, trial_id)
         if run is not None and run.info.status in ("RUNNING", "SCHEDULED"):
-            for key, value in tags.items():
-                client.set_tag(run.info.run_id, key, value)
-            client.set_terminated(run.info.run_id, status=status)
+            close_run(client, run.info.run_id, status=status, reason=reason, tags=tags)
 
 
 def error_text(trial) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 import time
 
-from mlflow.entities import Metric, RunTag
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from ray.tune.result import AUTO_RESULT_KEYS, DONE
 
-from tracking.runs import TAG_ERROR, TAG_LOST, TAG_PRUNED, TAG_TRIAL_ID, SweepTarget, trial_runs
+from tracking.runs import TAG_ERROR, TAG_LOST, TAG_PRUNED, TAG_TRIAL_ID, SweepTarget, close_run, trial_runs
 
-LOST_REASON = "lost with the driver: the restored Tune state does not know this trial"
+DRIVER_LOST_REASON = "lost with the driver: the restored Tune state does not know this trial"
 
 
 def close_lost_trial_runs(client: MlflowClient, target: SweepTarget, *, known: set[str]) -> list[str]:
@@ -29,9 +29,7 @@ def close_lost_trial_runs(client: MlflowClient, target: SweepTarget, *, known: s
             continue
         if TAG_PRUNED in tags:
             client.delete_tag(run.info.run_id, TAG_PRUNED)
-        client.set_tag(run.info.run_id, TAG_LOST, "true")
-        client.set_tag(run.info.run_id, TAG_ERROR, LOST_REASON)
-        client.set_terminated(run.info.run_id, status="KILLED")
+        close_run(client, run.info.run_id, status="KILLED", reason=DRIVER_LOST_REASON, tags={TAG_LOST: "true"})
         lost.append(run.info.run_id)
     return lost
 
@@ -62,9 +60,8 @@ def close_unrecorded_trial_runs(client: MlflowClient, target: SweepTarget, *, co
         client.log_batch(
             run.info.run_id,
             metrics=[Metric(k, v, timestamp, 0) for k, v in sorted(metrics.items()) if math.isfinite(v)][:1000],
-            tags=[RunTag(TAG_ERROR, UNRECORDED_REASON)],
         )
-        client.set_terminated(run.info.run_id, status="FAILED")
+        close_run(client, run.info.run_id, status="FAILED", reason=UNRECORDED_REASON)
         closed.append(run.info.run_id)
     return closed
 

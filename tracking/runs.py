@@ -40,6 +40,8 @@ TAG_TIMED_OUT = "scenesweep.timed_out"  # training stopped early by --trial-time
 TAG_CHANCE_STOP = "scenesweep.chance_stop"  # why a trial stopped itself at chance level (pruned)
 TAG_RECORDED_BY = "scenesweep.recorded_by"  # "recorder": off the trial's path; "trial": inline, on it
 
+INTERRUPTED_REASON = "sweep interrupted"  # scenesweep.error of the runs Ctrl-C stopped
+
 PER_EPOCH_METRICS = frozenset({"train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "lr"})
 DEFAULT_ARTIFACTS = "mlartifacts"
 _MAX_PARAM_LENGTH = 6000
@@ -228,11 +230,10 @@ def closed_on_failure(client: MlflowClient, target: SweepTarget) -> Iterator[Non
     except BaseException as exc:
         killed = isinstance(exc, (KeyboardInterrupt, SystemExit))
         status = "KILLED" if killed else "FAILED"
-        reason = "sweep interrupted" if killed else (f"{type(exc).__name__}: {exc}".strip().splitlines() or [""])[0]
+        reason = INTERRUPTED_REASON if killed else (f"{type(exc).__name__}: {exc}".strip().splitlines() or [""])[0]
         try:
             close_open_trial_runs(client, target, status="KILLED", reason=f"sweep ended: {reason}")
-            client.set_tag(target.parent_run_id, TAG_ERROR, reason[:5000])
-            client.set_terminated(target.parent_run_id, status=status)
+            close_run(client, target.parent_run_id, status=status, reason=reason)
         except Exception:  # noqa: BLE001 - the tracking store itself may be what failed; the first error matters
             pass
         raise
@@ -252,14 +253,19 @@ def find_sweep_run(client: MlflowClient, sweep: str, *, experiment_ids: list[str
     return runs[0] if runs else None
 
 
-def trial_runs(client: MlflowClient, target: SweepTarget) -> list:
-    """All child runs of the sweep, oldest first."""
+def trial_runs(client: MlflowClient, target: SweepTarget, *, open_only: bool = False) -> list:
+    """All child runs of the sweep (only those still RUNNING or SCHEDULED with `open_only`), oldest
+    first: one search, paged."""
     runs: list = []
     token = None
+    # MLflow compares only run ids with a list: not FINISHED, FAILED or KILLED is RUNNING or SCHEDULED.
+    only_open = (
+        "".join(f" AND attributes.status != '{s}'" for s in ("FINISHED", "FAILED", "KILLED")) if open_only else ""
+    )
     while True:
         page = client.search_runs(
             [target.experiment_id],
-            filter_string=f"tags.`{TAG_PARENT}` = '{target.parent_run_id}'",
+            filter_string=f"tags.`{TAG_PARENT}` = '{target.parent_run_id}'{only_open}",
             order_by=["attributes.start_time ASC"],
             max_results=1000,
             page_token=token,
@@ -280,12 +286,12 @@ def find_trial_run(client: MlflowClient, target: SweepTarget, trial_id: str):
     return runs[0] if runs else None
 
 
-def logged_epochs(client: MlflowClient, run) -> int:
+def logged_epochs(run) -> int:
     """Epochs a trial's run has recorded: train_loss has one step per epoch (val_accuracy may carry
-    one more, a second stage's result after the last epoch)."""
-    if "train_loss" not in run.data.metrics:
-        return 0
-    return max((m.step for m in client.get_metric_history(run.info.run_id, "train_loss")), default=0)
+    one more, a second stage's result after the last epoch). Read from the run as a search returns
+    it, no request: a run's latest value of a metric is the one at its highest step."""
+    steps = {metric.key: metric.step for metric in run.data.to_proto().metrics}
+    return steps.get("train_loss", 0)
 
 
 def target_from_run(run) -> SweepTarget:
@@ -319,9 +325,7 @@ class TrialRun:
         client = MlflowClient(target.uri)
         run = find_trial_run(client, target, trial_id)
         if run is not None:
-            trial = cls(
-                client, run.info.run_id, status=run.info.status, last_step=logged_epochs(client, run), reopened=True
-            )
+            trial = cls(client, run.info.run_id, status=run.info.status, last_step=logged_epochs(run), reopened=True)
             if run.info.status != "FINISHED":
                 client.update_run(run.info.run_id, status="RUNNING")
                 attempt = int(run.data.tags.get(TAG_ATTEMPT, "1")) + 1
@@ -384,14 +388,18 @@ class TrialRun:
         return sorted(self.client.get_metric_history(self.run_id, key), key=lambda m: m.step)
 
     def finish(self, status: str = "FINISHED", *, error: str | None = None, pruned: bool = False) -> None:
-        tags = {}
-        if error:
-            tags[TAG_ERROR] = error[:5000]
-        if pruned:
-            tags[TAG_PRUNED] = "true"
-        if tags:
-            self.set_tags(tags)
-        self.client.set_terminated(self.run_id, status=status)
+        close_run(
+            self.client, self.run_id, status=status, reason=error or "", tags={TAG_PRUNED: "true"} if pruned else None
+        )
+
+
+def close_run(client: MlflowClient, run_id: str, *, status: str, reason: str = "", tags: dict | None = None) -> None:
+    """End a run with `status`, after its reason (scenesweep.error) and any other `tags`, in one
+    request: whoever reads the run closed finds why."""
+    tags = {**(tags or {}), **({TAG_ERROR: reason[:5000]} if reason else {})}
+    if tags:
+        client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+    client.set_terminated(run_id, status=status)
 
 
 def close_open_trial_runs(
@@ -399,12 +407,9 @@ def close_open_trial_runs(
 ) -> int:
     """Give every child run still RUNNING a final status; returns how many were closed."""
     closed = 0
-    for run in trial_runs(client, target):
-        if run.info.status in ("RUNNING", "SCHEDULED"):
-            if reason:
-                client.set_tag(run.info.run_id, TAG_ERROR, reason)
-            client.set_terminated(run.info.run_id, status=status)
-            closed += 1
+    for run in trial_runs(client, target, open_only=True):
+        close_run(client, run.info.run_id, status=status, reason=reason)
+        closed += 1
     return closed
 
 

@@ -1,12 +1,11 @@
-"""The sweep's study, rebuilt from its MLflow runs, drawn onto the parent run when the sweep ends.
+"""The sweep's study drawn onto the parent run when the sweep ends.
 
-Every trial's run holds its config (params) and metrics, so an Optuna study rebuilt from them works
-for any sweep, resumed, crashed or older than its stored study. Each plot goes in twice: a PNG for a
-glance (optuna.visualization.matplotlib) and, together in one self-contained `study/study.html`, the
-interactive plotly version (optuna.visualization; works offline). A plot the data cannot support is
-skipped with its reason, never an error: a three-trial sweep gets the few that make sense.
-
-The caller hands in the parameters' distributions (the search space): tracking knows no family.
+The caller hands in the study to draw (sweep/study_source.py: the sweep's own persistent study,
+single-objective, each trial with its Tune trial id and size as user attributes): tracking knows no
+family and no sweep folder. Each plot goes in twice: a PNG for a glance (optuna.visualization.matplotlib)
+and, together in one self-contained `study/study.html`, the interactive plotly version
+(optuna.visualization; works offline). A plot the data cannot support is skipped with its reason, never
+an error: a three-trial sweep gets the few that make sense.
 """
 
 from __future__ import annotations
@@ -17,12 +16,19 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflow.tracking import MlflowClient
 
+if TYPE_CHECKING:
+    import optuna
+
 FOLDER = "study"
 IMPORTANCE_FILE = "param_importances.json"
-SIZE_METRIC = "params"  # trainable parameters: the second axis of the accuracy-vs-size Pareto front
+# User attributes of the drawn study's trials:
+TRIAL_ID_ATTR = "trial_id"  # the Tune trial id (its run's scenesweep.trial_id), shown on hover
+SIZE_ATTR = "params"  # trainable parameters: the second axis of the accuracy-vs-size Pareto front
+LEGEND_TRIALS = 30  # the static learning curves name each trial in a legend up to this many trials
 
 
 @dataclass
@@ -39,57 +45,7 @@ class StudyPlots:
         return text
 
 
-def study_from_rows(rows, *, metric: str, mode: str, distributions: dict, curves: dict | None = None):
-    """An in-memory Optuna study of the sweep's trials (tracking.summary.TrialRow): finished trials
-    COMPLETE, pruned PRUNED, failed FAIL; each trial's id and size kept as user attributes.
-    `curves`: trial id -> {epoch: metric value}, the trials' intermediate values."""
-    import optuna
-    from optuna.trial import TrialState, create_trial
-
-    from tracking.summary import typed
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
-    for row in rows:
-        state = _state(row)
-        if state is None:
-            continue
-        value = row.metrics.get(metric) if state == TrialState.COMPLETE else None
-        if state == TrialState.COMPLETE and value is None:
-            continue
-        params, used = {}, {}
-        for name, raw in row.params.items():
-            distribution = distributions.get(name)
-            value_of = typed(raw)
-            if distribution is None or not _contains(distribution, value_of):
-                continue
-            params[name], used[name] = value_of, distribution
-        attrs = {"trial_id": row.trial_id}
-        if SIZE_METRIC in row.metrics:
-            attrs[SIZE_METRIC] = row.metrics[SIZE_METRIC]
-        study.add_trial(
-            create_trial(
-                params=params,
-                distributions=used,
-                value=value,
-                intermediate_values=(curves or {}).get(row.trial_id, {}),
-                state=state,
-                user_attrs=attrs,
-            )
-        )
-    return study
-
-
-def trial_curves(client: MlflowClient, rows, *, metric: str) -> dict:
-    """Each trial's per-epoch history of `metric` (empty for families that report once)."""
-    curves = {}
-    for row in rows:
-        if metric in row.metrics and row.epochs:
-            curves[row.trial_id] = {m.step: m.value for m in client.get_metric_history(row.run_id, metric)}
-    return curves
-
-
-def log_study_plots(client: MlflowClient, run_id: str, study, *, metric: str) -> StudyPlots:
+def log_study_plots(client: MlflowClient, run_id: str, study: optuna.Study, *, metric: str) -> StudyPlots:
     """Draw what the study supports into the run's `study/` folder; returns what was drawn and skipped."""
     import matplotlib
 
@@ -129,7 +85,7 @@ def log_study_plots(client: MlflowClient, run_id: str, study, *, metric: str) ->
         draw(
             "param_importances",
             None if result.importances else f"{few}, {len(varying)} varying parameter(s): need 2 and 1",
-            lambda: _pair("plot_param_importances", study, params=list(result.importances)),
+            lambda: _importance_plot(study, result.importances),
         )
         draw(
             "parallel_coordinate",
@@ -147,16 +103,16 @@ def log_study_plots(client: MlflowClient, run_id: str, study, *, metric: str) ->
             None if complete and varying else "no finished trial with a varying parameter",
             lambda: _pair("plot_slice", study, params=_top(result.importances, varying, 8)),
         )
-        curves = any(t.intermediate_values for t in study.trials)
+        curves = any(t.intermediate_values for t in study.get_trials(deepcopy=False))
         draw(
             "learning_curves",
             None if curves else "no per-epoch values",
-            lambda: _pair("plot_intermediate_values", study),
+            lambda: _learning_curves(study),
         )
-        sized = [t for t in complete if SIZE_METRIC in t.user_attrs]
+        sized = [t for t in complete if SIZE_ATTR in t.user_attrs]
         draw(
             "accuracy_vs_params",
-            None if sized else f"no finished trial with `{SIZE_METRIC}`",
+            None if sized else f"no finished trial with `{SIZE_ATTR}`",
             lambda: _pareto(study, sized, metric),
         )
         if result.importances:
@@ -190,25 +146,66 @@ def _pair(name: str, study, **kwargs):
 def _history(study, metric: str):
     """Optimisation history with integer trial ticks and each point's Tune trial id on hover."""
     figure, axes = _pair("plot_optimization_history", study, target_name=metric)
-    ids = {t.number: t.user_attrs.get("trial_id", "") for t in study.trials}
+    ids = {t.number: t.user_attrs.get(TRIAL_ID_ATTR, "") for t in study.get_trials(deepcopy=False)}
     for trace in figure.data:
         if trace.x is not None and trace.mode and "markers" in trace.mode:
             trace.text = [ids.get(int(x), "") for x in trace.x]
             trace.hovertemplate = "trial %{text} (#%{x})<br>%{y:.4f}<extra></extra>"
-    figure.update_xaxes(tickformat="d", dtick=max(1, len(study.trials) // 10))
+    figure.update_xaxes(tickformat="d", dtick=max(1, len(ids) // 10))
     from matplotlib.ticker import MaxNLocator
 
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for trial in study.trials:
-        if trial.value is not None:
-            axes.annotate(
-                ids.get(trial.number, ""),
-                (trial.number, trial.value),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
+    for trial in _improvements(study):  # a label on every point is unreadable past a few dozen trials
+        axes.annotate(
+            ids.get(trial.number, ""),
+            (trial.number, trial.value),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     return figure, axes
+
+
+def _improvements(study) -> list:
+    """The finished trials that beat every trial before them: the steps of the best-so-far line."""
+    import optuna
+
+    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+    best, steps = None, []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if best is None or sign * trial.value > sign * best:
+            best = trial.value
+            steps.append(trial)
+    return steps
+
+
+def _learning_curves(study):
+    """Each trial's per-epoch values; the static version names trials in a legend only while it fits."""
+    figure, axes = _pair("plot_intermediate_values", study)
+    if len(study.get_trials(deepcopy=False)) > LEGEND_TRIALS and axes.get_legend() is not None:
+        axes.get_legend().remove()  # one entry per trial: past a few dozen it outgrows the figure
+    return figure, axes
+
+
+def _importance_plot(study, importances: dict[str, float]):
+    """The importances already computed, drawn. Optuna's plot would run fANOVA again (twice), and its
+    hover text deep-copies every trial once per parameter (22 x 1,000 trials: 30 s); what it shows of
+    the trials is each parameter's distribution, which one finished trial per parameter carries."""
+    import optuna
+    from optuna.importance import BaseImportanceEvaluator
+
+    class Computed(BaseImportanceEvaluator):
+        def evaluate(self, study, params=None, *, target=None) -> dict[str, float]:
+            return {name: value for name, value in importances.items() if params is None or name in params}
+
+    carriers: dict[int, optuna.trial.FrozenTrial] = {}
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    for name in importances:
+        carrier = next(trial for trial in complete if name in trial.params)
+        carriers.setdefault(carrier.number, carrier)
+    few = optuna.create_study(directions=study.directions)
+    few.add_trials(list(carriers.values()))
+    return _pair("plot_param_importances", few, params=list(importances), evaluator=Computed())
 
 
 def _pareto(study, sized, metric: str):
@@ -223,7 +220,7 @@ def _pareto(study, sized, metric: str):
             create_trial(
                 params=trial.params,
                 distributions=trial.distributions,
-                values=[trial.value, trial.user_attrs[SIZE_METRIC]],
+                values=[trial.value, trial.user_attrs[SIZE_ATTR]],
                 user_attrs=trial.user_attrs,
             )
         )
@@ -253,8 +250,10 @@ def _importances(study, varying: list[str]) -> dict[str, float]:
     import optuna
 
     try:
+        # Trees at most 8 deep (256 leaves): fANOVA's cost stays flat as a sweep grows (64 deep, Optuna's
+        # default, took 16 s on 1,000 trials), and a ranking of a few parameters needs no deeper split.
         found = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=varying
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0, max_depth=8), params=varying
         )
     except Exception:  # noqa: BLE001 - fANOVA on a handful of trials can fail; then there is no ranking
         return {}
@@ -272,22 +271,3 @@ def _varying_params(trials) -> list[str]:
 def _top(importances: dict, varying: list[str], count: int) -> list[str]:
     ordered = [name for name in importances if name in varying] or varying
     return ordered[:count]
-
-
-def _state(row):
-    from optuna.trial import TrialState
-
-    if row.status == "FINISHED":
-        return TrialState.COMPLETE
-    if row.pruned:
-        return TrialState.PRUNED
-    if row.status == "FAILED":
-        return TrialState.FAIL
-    return None  # running, or interrupted: not a result
-
-
-def _contains(distribution, value) -> bool:
-    try:
-        return distribution._contains(distribution.to_internal_repr(value))
-    except Exception:  # noqa: BLE001 - a value of another type than the distribution's
-        return False

@@ -83,6 +83,8 @@ class SweepSummary:
 
 
 def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: str) -> SweepSummary:
+    """The sweep's trials from one search of its child runs (paged), nothing asked per run: the
+    same cost for 10 trials or 1,000 but the size of the answer."""
     rows: list[TrialRow] = []
     errors: Counter = Counter()
     for run in trial_runs(client, target):
@@ -92,7 +94,7 @@ def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: s
             run_id=run.info.run_id,
             status=run.info.status,
             pruned=tags.get(TAG_PRUNED) == "true",
-            epochs=logged_epochs(client, run),
+            epochs=logged_epochs(run),
             metrics=dict(run.data.metrics),
             params=dict(run.data.params),
             error=tags.get(TAG_ERROR, ""),

@@ -2,7 +2,7 @@
 
 import optuna
 
-from search_spaces import parameter_distributions
+from search_spaces import contains, parameter_distributions
 
 
 def sample_configs(count, seed=0, *, space):
@@ -23,7 +23,7 @@ def assert_point_of_space(family: str, config: dict) -> None:
     distributions = parameter_distributions(family)
     for key, value in config.items():
         assert key in distributions, key
-        assert distributions[key]._contains(distributions[key].to_internal_repr(value)), key
+        assert contains(distributions[key], value), key
 
 
 def assert_replays(space, config: dict) -> None:

@@ -10,7 +10,8 @@ from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from tracking.study_plots import importance_order, log_study_plots, study_from_rows
+from sweep.study_source import study_from_rows
+from tracking.study_plots import importance_order, log_study_plots
 from tracking.summary import TrialRow
 
 SPACE = {
