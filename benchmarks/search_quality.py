@@ -131,7 +131,7 @@ def plain_optuna_arm(settings: dict) -> dict:
     import optuna
 
     from search_spaces import PinnedSpace
-    from sweep.tuner import make_sampler
+    from sweep.samplers import make_sampler
     from trainables.core.session import TrialSession
     from trainables.training import fit_and_evaluate, seed_everything, set_threads
 
