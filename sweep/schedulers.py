@@ -3,7 +3,7 @@ the checks in `sweep.spec.validate` and the scheduler `build_tuner` gives Tune.
 
 Adding a scheduler is one `Scheduler(...)` line in SCHEDULERS (plus its row in
 tests/sweep/test_schedulers.py): a name, a one-line help, a factory
-`build(metric=, mode=, epochs=, searcher=)`, and what it needs. `auto` is a rule over the table
+`build(metric=, mode=, epochs=)`, and what it needs. `auto` is a rule over the table
 (`pick_scheduler`): ASHA for families that report per epoch, FIFO for the others and for --objective.
 
 Importing this module imports no Ray: the CLI builds its flags from it.
@@ -27,7 +27,7 @@ TIME_ATTR = "training_iteration"
 class Scheduler:
     name: str
     help: str
-    build: Callable[..., TrialScheduler]  # keyword-only: metric, mode, epochs (max per trial), searcher
+    build: Callable[..., TrialScheduler]  # keyword-only: metric, mode, epochs (the most per trial)
     per_epoch: bool = True  # decides on per-epoch results (a family reporting once per trial gains nothing)
     multi_objective: bool = False  # can run an --objective Pareto search (early stopping ranks one metric)
 
@@ -37,11 +37,11 @@ def grace_epochs(epochs: int) -> int:
     return min(epochs, max(2, epochs // 5))
 
 
-def _asha(*, metric: str, mode: str, epochs: int, searcher):
-    from sweep.scheduler import ChosenRunTheirCourse
+def _asha(*, metric: str, mode: str, epochs: int):
+    from ray.tune.schedulers import ASHAScheduler
 
-    return ChosenRunTheirCourse(
-        searcher=searcher,
+    return ASHAScheduler(
+        time_attr=TIME_ATTR,
         metric=metric,
         mode=mode,
         max_t=epochs,
@@ -50,23 +50,21 @@ def _asha(*, metric: str, mode: str, epochs: int, searcher):
     )
 
 
-def _hyperband(*, metric: str, mode: str, epochs: int, searcher):
+def _hyperband(*, metric: str, mode: str, epochs: int):
     from sweep.hyperband import HyperBandToTheEnd
 
-    # wrapped by ChosenRunTheirCourse once it wraps any scheduler
     return HyperBandToTheEnd(time_attr=TIME_ATTR, metric=metric, mode=mode, max_t=epochs, reduction_factor=3)
 
 
-def _median(*, metric: str, mode: str, epochs: int, searcher):
+def _median(*, metric: str, mode: str, epochs: int):
     from ray.tune.schedulers import MedianStoppingRule
 
-    # wrapped by ChosenRunTheirCourse once it wraps any scheduler
     return MedianStoppingRule(
         time_attr=TIME_ATTR, metric=metric, mode=mode, grace_period=grace_epochs(epochs), min_samples_required=3
     )
 
 
-def _fifo(*, metric: str, mode: str, epochs: int, searcher):
+def _fifo(*, metric: str, mode: str, epochs: int):
     from ray.tune.schedulers import FIFOScheduler
 
     return FIFOScheduler()
@@ -123,5 +121,5 @@ def unsupported(name: str, *, family: str, per_epoch: bool, objective: list[str]
     return None
 
 
-def make_scheduler(name: str, *, metric: str, mode: str, epochs: int, searcher) -> TrialScheduler:
-    return get_scheduler(name).build(metric=metric, mode=mode, epochs=epochs, searcher=searcher)
+def make_scheduler(name: str, *, metric: str, mode: str, epochs: int) -> TrialScheduler:
+    return get_scheduler(name).build(metric=metric, mode=mode, epochs=epochs)

@@ -35,7 +35,8 @@ def build_tuner(
     from search_spaces import PinnedSpace
     from sweep.pareto import objective_metrics
     from sweep.samplers import make_sampler
-    from sweep.schedulers import make_scheduler, pick_scheduler
+    from sweep.scheduler import ChosenRunTheirCourse
+    from sweep.schedulers import grace_epochs, make_scheduler, pick_scheduler
     from sweep.searcher import SweepSearch
     from sweep.study import new_study, study_storage
     from sweep.trial import TrialSettings, run_trial
@@ -101,13 +102,19 @@ def build_tuner(
         storage=storage,
         samples=spec.samples,
     )
-    scheduler = make_scheduler(
-        pick_scheduler(spec.scheduler, per_epoch=family.per_epoch, multi_objective=bool(spec.objective)),
-        metric=family.metric,
-        mode=family.mode,
-        epochs=spec.epochs,
-        searcher=searcher,
-    )
+    scheduler_name = pick_scheduler(spec.scheduler, per_epoch=family.per_epoch, multi_objective=bool(spec.objective))
+    scheduler = make_scheduler(scheduler_name, metric=family.metric, mode=family.mode, epochs=spec.epochs)
+    if scheduler_name == "asha":
+        # Today's ChosenRunTheirCourse is an ASHA of its own, with the table entry's settings; the
+        # other schedulers are wrapped by ChosenRunTheirCourse once it wraps any scheduler.
+        scheduler = ChosenRunTheirCourse(
+            searcher=searcher,
+            metric=family.metric,
+            mode=family.mode,
+            max_t=spec.epochs,
+            grace_period=grace_epochs(spec.epochs),
+            reduction_factor=3,
+        )
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

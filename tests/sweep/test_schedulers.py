@@ -3,12 +3,10 @@ choices and help come from the table; `auto` and the unsupported combinations.""
 
 from __future__ import annotations
 
-import optuna
 import pytest
-from ray.tune.schedulers import FIFOScheduler, MedianStoppingRule
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
 from sweep.hyperband import HyperBandToTheEnd
-from sweep.scheduler import ChosenRunTheirCourse
 from sweep.schedulers import (
     AUTO,
     SCHEDULERS,
@@ -18,23 +16,14 @@ from sweep.schedulers import (
     scheduler_choices,
     unsupported,
 )
-from sweep.searcher import SweepSearch
 
 # One row per table entry: the Ray class it builds. A new scheduler adds its row here.
 BUILDS = {
-    "asha": ChosenRunTheirCourse,
+    "asha": ASHAScheduler,
     "hyperband": HyperBandToTheEnd,
     "median": MedianStoppingRule,
     "fifo": FIFOScheduler,
 }
-
-
-def space(trial):
-    trial.suggest_float("lr", 1e-4, 1e-1, log=True)
-
-
-def searcher():
-    return SweepSearch(space=space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(seed=0))
 
 
 def test_every_entry_has_its_row():
@@ -43,14 +32,11 @@ def test_every_entry_has_its_row():
 
 @pytest.mark.parametrize("name", sorted(SCHEDULERS))
 def test_every_entry_builds_its_scheduler(name):
-    scheduler = make_scheduler(name, metric="val_accuracy", mode="max", epochs=30, searcher=searcher())
+    scheduler = make_scheduler(name, metric="val_accuracy", mode="max", epochs=30)
     assert isinstance(scheduler, BUILDS[name])
 
 
-def test_asha_keeps_todays_settings():
-    found = searcher()
-    asha = make_scheduler("asha", metric="val_accuracy", mode="max", epochs=30, searcher=found)
-    assert asha.searcher is found
+def test_early_stopping_waits_a_fifth_of_the_epochs_at_least_2():
     assert [grace_epochs(e) for e in (1, 2, 10, 30)] == [1, 2, 2, 6]
 
 
