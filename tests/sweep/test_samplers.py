@@ -56,6 +56,14 @@ def test_every_entry_builds_its_sampler_and_searches(name):
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_pickles_as_tune_saves_it(name):
+    import pickle
+
+    sampler = make_sampler(name, seed=0, samples=6)
+    assert type(pickle.loads(pickle.dumps(sampler))) is type(sampler)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
 def test_the_same_seed_suggests_the_same(name):
     first, second = (
         optuna.create_study(sampler=make_sampler(name, seed=3, samples=6)).ask().suggest_float("x", 0, 1)
