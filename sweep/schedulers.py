@@ -51,24 +51,16 @@ def _asha(*, metric: str, mode: str, epochs: int):
 
 
 def _hyperband(*, metric: str, mode: str, epochs: int):
-    from sweep.hyperband import HyperBandToTheEnd
+    from sweep.pausing import HyperBandToTheEnd
 
     return HyperBandToTheEnd(time_attr=TIME_ATTR, metric=metric, mode=mode, max_t=epochs, reduction_factor=3)
 
 
 def _median(*, metric: str, mode: str, epochs: int):
-    from ray.tune.schedulers import MedianStoppingRule
+    from sweep.pausing import MedianStoppingOnly
 
-    # min_time_slice of a whole course: with fewer than 3 trials to compare, Ray's rule would pause a
-    # trial to give the pending ones a turn (a stopped worker, its final result never reaching the
-    # searcher when that was the one paused); here it goes on, and the rule only ever stops.
-    return MedianStoppingRule(
-        time_attr=TIME_ATTR,
-        metric=metric,
-        mode=mode,
-        grace_period=grace_epochs(epochs),
-        min_samples_required=3,
-        min_time_slice=epochs,
+    return MedianStoppingOnly(
+        time_attr=TIME_ATTR, metric=metric, mode=mode, grace_period=grace_epochs(epochs), min_samples_required=3
     )
 
 

@@ -4,9 +4,9 @@ choices and help come from the table; `auto` and the unsupported combinations.""
 from __future__ import annotations
 
 import pytest
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-from sweep.hyperband import HyperBandToTheEnd
+from sweep.pausing import HyperBandToTheEnd, MedianStoppingOnly
 from sweep.schedulers import (
     AUTO,
     SCHEDULERS,
@@ -21,7 +21,7 @@ from sweep.schedulers import (
 BUILDS = {
     "asha": ASHAScheduler,
     "hyperband": HyperBandToTheEnd,
-    "median": MedianStoppingRule,
+    "median": MedianStoppingOnly,
     "fifo": FIFOScheduler,
 }
 

@@ -108,7 +108,7 @@ def test_each_sampler_and_scheduler_runs_a_demo_sweep(
     ended = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(ended) == trials and not study.get_trials(states=(TrialState.RUNNING,))
     # A trial that ran its course is COMPLETE in the study whatever the scheduler did on the way
-    # (HyperBand pauses trials at its rungs, its last one included: sweep/hyperband.py).
+    # (HyperBand pauses trials at its rungs, its last one included; the median rule time-slices: sweep/pausing.py).
     assert sum(t.state == TrialState.COMPLETE for t in ended) == len(finished)
     # The study's trials are the runs' configurations: the sampler's suggestions reached the trials.
     _, _, children = sweep_runs(spec.tracking_uri, name, "scenesweep-tinynet")
