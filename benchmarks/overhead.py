@@ -129,7 +129,7 @@ def plain_optuna(data: str, *, trials: int, epochs: int, threads: int, per_class
     import optuna
 
     from search_spaces import PinnedSpace
-    from sweep.tuner import make_sampler
+    from sweep.samplers import make_sampler
     from trainables.core.data import DataSpec, load_dataset
     from trainables.core.session import TrialSession
     from trainables.families import get_family

@@ -295,7 +295,7 @@ def tpe_suggest_seconds(finished: int, *, asks: int = 5) -> float:
     import optuna
 
     import benchmarks.scale_family as family
-    from sweep.tuner import make_sampler
+    from sweep.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", seed=0, samples=finished))

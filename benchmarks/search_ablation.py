@@ -11,7 +11,7 @@ The rules (issue 13), each switched off in one arm while the others stay on:
   Off (`no_chance_stop`): it runs until successive halving stops it.
 
 Every arm is the same in-process loop: Optuna's `study.optimize` with two trials at a time (one
-thread each), the sweep's sampler (`sweep.tuner.make_sampler`), successive halving with the
+thread each), the sweep's sampler (`sweep.samplers.make_sampler`), successive halving with the
 sweep's ASHA settings (grace period epochs // 5, at least 2; reduction factor 3), the sweep's
 starting configurations first (the paper's, then the space's SEARCH_STARTS, which run their
 course), and the function every sweep trial runs (`trainables.training.fit_and_evaluate`). No Ray
@@ -104,7 +104,7 @@ def ablation_arm(rules: set[str], settings: dict, seed: int) -> dict:
     import optuna
 
     from search_spaces import PinnedSpace
-    from sweep.tuner import make_sampler
+    from sweep.samplers import make_sampler
     from trainables.core.session import AtChanceLevel, TrialSession
     from trainables.training import fit_and_evaluate, seed_everything, set_threads
 

@@ -1,10 +1,12 @@
 """Benchmark 6: search quality: which way of spending the same wall-clock budget finds the best model.
 
-Four arms, each given the same `--budget` on the same data, one after another:
+Five arms, each given the same `--budget` on the same data, one after another:
 
 - (a) `default`: scenesweep's default search (`orchestrator.py sweep --budget B`: TPE from the
   paper's configuration and the space's SEARCH_STARTS, ASHA, the chance-level stop, as many trials at once as the cores allow);
 - (b) `random_asha`: the same through scenesweep with `--search random`;
+- (b') `gp`: the same with `--search gp` (Optuna's GPSampler): `--arms default,gp` puts TPE against GP
+  at the same budget, seed and starts, in one invocation;
 - (c) `plain_optuna`: a plain Optuna loop in this process, TPE + MedianPruner, each trial calling
   `trainables.training.fit_and_evaluate` (the function every sweep trial runs); no Ray, no MLflow;
   it starts from the same configurations as the sweep arms (the paper's, then the space's
@@ -17,6 +19,7 @@ counts when it has finished, with a model evaluated on test), and the test accur
 validation-selected best. One JSON and one PNG with every arm's curve.
 
     python -m benchmarks.search_quality [--budget 15m] [--space tinynet] [--epochs 30] [--quick]
+    python -m benchmarks.search_quality --arms default,gp --budget 4m --epochs 8 --fix input_size=32
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from benchmarks.common import (
     trial_runs_of,
 )
 
-ARMS = ("default", "random_asha", "plain_optuna", "paper_default")
+ARMS = ("default", "random_asha", "gp", "plain_optuna", "paper_default")
+DEFAULT_ARMS = ("default", "random_asha", "plain_optuna", "paper_default")  # README's four; gp on request
+SCENESWEEP_SEARCH = {"default": None, "random_asha": "random", "gp": "gp"}  # arm -> --search (None: the default)
 QUICK_PINS = {"blocks": 2, "base_width": 8, "input_size": 32, "kernel_size": 3, "convs_per_block": 1}
 SEED = 0
 
@@ -52,6 +57,14 @@ def run(args):
     data = str(Path(args.data).resolve()) if args.data != "demo" else "demo"
     epochs = 2 if args.quick else args.epochs
     pins = QUICK_PINS if args.quick and args.space == "tinynet" else {}
+    if args.fix:
+        from search_spaces import parse_pins
+        from trainables.families import get_family
+
+        try:
+            pins = {**pins, **parse_pins(get_family(args.space).space, args.fix)}
+        except ValueError as exc:
+            raise BenchmarkError(str(exc)) from None
     per_class = 4 if args.quick else None
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if unknown := sorted(set(arms) - set(ARMS)):
@@ -69,7 +82,7 @@ def run(args):
     }
     results = {}
     for arm in arms:
-        if arm in ("default", "random_asha"):
+        if arm in SCENESWEEP_SEARCH:
             results[arm] = scenesweep_arm(arm, settings)
         elif arm == "plain_optuna":
             results[arm] = plain_optuna_arm(settings)
@@ -97,8 +110,8 @@ def scenesweep_arm(arm: str, settings: dict) -> dict:
         *("--space", settings["space"], "--data", settings["data"], "--epochs", str(settings["epochs"])),
         *("--budget", f"{settings['budget_seconds']:g}s", "--seed", str(SEED), "--cache-dir", str(CACHE)),
     ]
-    if arm == "random_asha":
-        cli += ["--search", "random", "--scheduler", "asha" if _family(settings).per_epoch else "fifo"]
+    if search := SCENESWEEP_SEARCH[arm]:
+        cli += ["--search", search, "--scheduler", "asha" if _family(settings).per_epoch else "fifo"]
     if settings["per_class"]:
         cli += ["--per-class", str(settings["per_class"])]
     for key, value in settings["pins"].items():
@@ -131,7 +144,7 @@ def plain_optuna_arm(settings: dict) -> dict:
     import optuna
 
     from search_spaces import PinnedSpace
-    from sweep.tuner import make_sampler
+    from sweep.samplers import make_sampler
     from trainables.core.session import TrialSession
     from trainables.training import fit_and_evaluate, seed_everything, set_threads
 
@@ -273,9 +286,20 @@ def build_parser():
     p.add_argument("--space", default="tinynet", help="model family (default tinynet)")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs per searched trial (default 30)")
     p.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pin a search-space parameter in every arm (repeatable), as the sweep's --fix",
+    )
+    p.add_argument(
         "--paper-epochs", type=int, default=60, help="epochs of the paper-default arm, within the budget (default 60)"
     )
-    p.add_argument("--arms", default=",".join(ARMS), help=f"which arms to run (default all: {','.join(ARMS)})")
+    p.add_argument(
+        "--arms",
+        default=",".join(DEFAULT_ARMS),
+        help=f"which arms to run, in this order (default {','.join(DEFAULT_ARMS)}; also: gp)",
+    )
     return p
 
 

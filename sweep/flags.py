@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from sweep.samplers import DEFAULT_SEARCH, search_choices, search_help
+from sweep.schedulers import AUTO, scheduler_choices, scheduler_help
 from trainables.core.data import DEMO
 from trainables.families import FAMILIES, all_options
 
@@ -32,13 +34,8 @@ def add_sweep_flags(sweep: argparse.ArgumentParser) -> None:
         "running are stopped and recorded as pruned, and the sweep ends with its best (default: none)",
     )
     sweep.add_argument("--epochs", type=int, default=30, help="maximum epochs per trial (default 30)")
-    sweep.add_argument("--search", choices=["tpe", "random"], default="tpe", help="Optuna sampler (default tpe)")
-    sweep.add_argument(
-        "--scheduler",
-        choices=["auto", "asha", "fifo"],
-        default="auto",
-        help="trial scheduler; auto = ASHA for per-epoch families, FIFO otherwise",
-    )
+    sweep.add_argument("--search", choices=search_choices(), default=DEFAULT_SEARCH, help=search_help(DEFAULT_SEARCH))
+    sweep.add_argument("--scheduler", choices=scheduler_choices(), default=AUTO, help=scheduler_help())
     sweep.add_argument(
         "--max-concurrent", type=int, default=0, help="most trials at once (default: as resources allow)"
     )

@@ -42,7 +42,7 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
     from sweep.console import QUIET, VERBOSE, tune_verbosity
     from sweep.recorder import Recorders
     from sweep.trial import TRIAL_COMPLETED
-    from sweep.tuner import build_tuner, restored_trials
+    from sweep.tuner import build_tuner, chosen_search, restored_trials
     from tracking.callback import TrialRunCloser
     from tracking.provenance import log_dataset
     from tracking.reconcile import (
@@ -63,6 +63,10 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
     dataset = load_dataset(spec.data)
     if output != QUIET:
         print(f"scenesweep: {spec.name}: {family.name} on {spec.data.source} ({dataset.summary()})")
+    search, picked_because = chosen_search(spec)
+    if picked_because and output != QUIET:
+        print(f"scenesweep: --search auto picked {search}: {picked_because}")
+    search_text = f"{search} (--search auto: {picked_because})" if picked_because else search
     client = MlflowClient(spec.tracking_uri)
     experiment_id = get_or_create_experiment(client, spec.experiment, spec.tracking_uri, family=family.name)
     target = start_sweep_run(
@@ -71,7 +75,7 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
         experiment_id=experiment_id,
         sweep=spec.name,
         family=family.name,
-        search=spec.search,
+        search=search,  # the sampler that searches (what auto picked); the param `search` is the flag
         params={**spec.tracking_params(), "data_fingerprint": dataset.fingerprint},
     )
     with closed_on_failure(client, target):  # from here on, the parent run never stays RUNNING
@@ -85,7 +89,7 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
         spec.save()
         _quiet_tune_logs()
         closer = TrialRunCloser(target, completed_key=TRIAL_COMPLETED)
-        watchers: list = [sweep_progress(spec, family, client, target, dataset, resume=resume)]
+        watchers: list = [sweep_progress(spec, family, client, target, dataset, resume=resume, search=search_text)]
         if output not in (QUIET, VERBOSE):
             watchers.append(trial_console(spec, family, target))
         known: set[str] = set()
@@ -183,7 +187,7 @@ def stored_command(argv: list[str]) -> str:
     return "scenesweep " + shlex.join(masked(arg) for arg in argv)
 
 
-def sweep_progress(spec: SweepSpec, family: Family, client, target, dataset, *, resume: bool):
+def sweep_progress(spec: SweepSpec, family: Family, client, target, dataset, *, resume: bool, search: str):
     """The parent run kept current as trials end (tracking.live); a resumed sweep counts on from
     the trials its runs already recorded."""
     from search_spaces import parameter_distributions
@@ -195,7 +199,7 @@ def sweep_progress(spec: SweepSpec, family: Family, client, target, dataset, *, 
     about = SweepAbout(
         command=stored_command(sys.argv[1:]),
         data=f"`{spec.data.source}` ({dataset.summary()}; fingerprint `{dataset.fingerprint}`)",
-        space=f"{family.name}, {spec.search} over {len(searched)} parameters ({', '.join(searched)})"
+        space=f"{family.name}, {search} over {len(searched)} parameters ({', '.join(searched)})"
         + (f"; pinned {pins}" if pins else ""),
         budget=f"{spec.samples} trials of up to {spec.epochs} epochs"
         + (f", {spec.trial_timeout:g} s of training per trial" if spec.trial_timeout else ""),

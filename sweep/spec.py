@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import UsageError
+from sweep.samplers import DEFAULT_SEARCH
 from tracking.uris import masked, without_credentials
 from trainables.core.data import DEMO, DataSpec
 from trainables.families import Family, all_options, get_family
@@ -27,8 +28,8 @@ class SweepSpec:
     name: str
     samples: int = 20  # 0: no limit (only with a budget)
     epochs: int = 30
-    search: str = "tpe"
-    scheduler: str = "auto"  # asha for per-epoch families, fifo otherwise
+    search: str = DEFAULT_SEARCH  # a name in sweep.samplers.SAMPLERS, or auto
+    scheduler: str = "auto"  # a name in sweep.schedulers.SCHEDULERS, or auto: asha for per-epoch families
     max_concurrent: int = 0  # 0: as many as the resources allow
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None  # None: 1 when the cluster has GPUs, else 0
@@ -197,10 +198,8 @@ def validate(spec: SweepSpec) -> SweepSpec:
         )
     if spec.gpus_per_trial is not None and spec.gpus_per_trial > 1 and spec.gpus_per_trial != int(spec.gpus_per_trial):
         raise UsageError(f"--gpus-per-trial {spec.gpus_per_trial:g}: above 1 it must be a whole number")
-    if spec.objective and spec.scheduler == "asha":
-        raise UsageError(
-            f"--objective {','.join(spec.objective)} runs under FIFO (ASHA ranks one metric); drop --scheduler asha"
-        )
+    if why := search_unsupported(spec):
+        raise UsageError(why)
     if spec.objective and spec.warm_start:
         raise UsageError("--warm-start seeds single-objective searches only; drop it or --objective")
     if spec.study_storage:
@@ -228,6 +227,31 @@ def validate(spec: SweepSpec) -> SweepSpec:
             "start an MLflow server and pass --tracking-uri http://HOST:PORT (see docker-compose.yml)"
         )
     return replace(spec, options={k: v for k, v in options.items() if v is not None})
+
+
+def search_unsupported(spec: SweepSpec) -> str | None:
+    """Why the sweep's --search or --scheduler cannot run it (one line naming what can), or None.
+    Read from the tables (sweep/samplers.py, sweep/schedulers.py); a sampler that cannot take
+    every space has the family's space, with the --fix pins, asked through Optuna."""
+    from sweep import samplers, schedulers
+
+    if spec.search not in samplers.search_choices():
+        return f"--search {spec.search!r} is not a sampler; choose one of {', '.join(samplers.search_choices())}"
+    if spec.scheduler not in schedulers.scheduler_choices():
+        return (
+            f"--scheduler {spec.scheduler!r} is not a scheduler; "
+            f"choose one of {', '.join(schedulers.scheduler_choices())}"
+        )
+    family = spec.family_entry
+    why = schedulers.unsupported(
+        spec.scheduler, family=family.name, per_epoch=family.per_epoch, objective=spec.objective
+    )
+    if why or spec.search == samplers.AUTO:
+        return why
+    shape = samplers.space_shape(family.space, spec.fixed) if samplers.needs_shape(spec.search) else None
+    return samplers.unsupported(
+        spec.search, shape=shape, multi_objective=bool(spec.objective), concurrent=spec.max_concurrent != 1
+    )
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*$", re.IGNORECASE)

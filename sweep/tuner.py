@@ -1,4 +1,5 @@
-"""The Ray Tune side of a sweep: Optuna searcher and sampler, scheduler, resources, resume."""
+"""The Ray Tune side of a sweep: Optuna searcher, the sampler and scheduler from their tables
+(sweep/samplers.py, sweep/schedulers.py), resources, resume."""
 
 from __future__ import annotations
 
@@ -31,12 +32,13 @@ def build_tuner(
     import ray
     from mlflow.tracking import MlflowClient
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
     from search_spaces import PinnedSpace
     from sweep.driver_callbacks import register_driver_callbacks
     from sweep.pareto import objective_metrics
+    from sweep.samplers import make_sampler
     from sweep.scheduler import ChosenRunTheirCourse
+    from sweep.schedulers import get_scheduler, make_scheduler, pick_scheduler
     from sweep.searcher import SweepSearch
     from sweep.study import new_study, start_over, study_storage
     from sweep.trial import TrialSettings, run_trial
@@ -74,7 +76,9 @@ def build_tuner(
     if resume:
         print(f"scenesweep: resuming {spec.name}: no Tune state was saved yet; starting its search over")
 
-    sampler = make_sampler(spec.search, seed=spec.seed, samples=spec.samples, concurrent=spec.max_concurrent != 1)
+    sampler = make_sampler(
+        chosen_search(spec)[0], seed=spec.seed, samples=spec.samples, concurrent=spec.max_concurrent != 1
+    )
     space = PinnedSpace(family.space, spec.fixed) if spec.fixed else family.suggest
     # The paper's configuration first (--samples 1 runs it alone), then the space's other starts.
     starts = [{**config, **spec.fixed} for config in family.start_configs(gpu=gpus > 0)]
@@ -102,21 +106,10 @@ def build_tuner(
         storage=storage,
         samples=spec.samples,
     )
-    scheduler_name = spec.scheduler if spec.scheduler != "auto" else ("asha" if family.per_epoch else "fifo")
-    if spec.objective:
-        scheduler_name = "fifo"  # ASHA ranks by one metric (sweep/pareto.py)
-    scheduler: TrialScheduler
-    if scheduler_name == "asha":
-        asha = ASHAScheduler(
-            metric=family.metric,
-            mode=family.mode,
-            max_t=spec.epochs,
-            grace_period=min(spec.epochs, max(2, spec.epochs // 5)),
-            reduction_factor=3,
-        )
-        scheduler = ChosenRunTheirCourse(asha, searcher=searcher, max_t=spec.epochs)
-    else:
-        scheduler = FIFOScheduler()
+    scheduler_name = pick_scheduler(spec.scheduler, per_epoch=family.per_epoch, multi_objective=bool(spec.objective))
+    scheduler = make_scheduler(scheduler_name, metric=family.metric, mode=family.mode, epochs=spec.epochs)
+    if get_scheduler(scheduler_name).spares_chosen:
+        scheduler = ChosenRunTheirCourse(scheduler, searcher=searcher, max_t=spec.epochs)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -171,28 +164,23 @@ def restored_search(spec: SweepSpec) -> str:
 
 def restored_study(spec: SweepSpec):
     """The sweep's Optuna study, with the sampler its search uses."""
+    from sweep.samplers import make_sampler
     from sweep.study import load_sweep_study
 
-    return load_sweep_study(spec, sampler=make_sampler(spec.search, seed=spec.seed, samples=spec.samples))
+    return load_sweep_study(spec, sampler=make_sampler(chosen_search(spec)[0], seed=spec.seed, samples=spec.samples))
 
 
-def make_sampler(search: str, *, seed: int, samples: int, concurrent: bool = False):
-    """The Optuna sampler of `--search` (also what benchmarks/overhead.py's plain loop uses).
+def chosen_search(spec: SweepSpec) -> tuple[str, str]:
+    """The sampler the sweep runs, and why when --search auto picked it ("" when named). The pick is
+    a function of the saved spec, so a resumed sweep picks the same."""
+    from sweep.samplers import AUTO, pick_sampler, space_shape
 
-    With trials in flight at once, TPE's constant liar counts the running ones as bad results, so
-    concurrent suggestions spread out instead of piling onto one region (Optuna's advice for
-    parallel TPE)."""
-    import warnings
-
-    import optuna
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if search == "tpe":
-        startup = max(3, min(10, samples // 3)) if samples else 10
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, n_startup_trials=startup, constant_liar=concurrent
-        )
-    return optuna.samplers.RandomSampler(seed=seed)
+    if spec.search != AUTO:
+        return spec.search, ""
+    family = spec.family_entry
+    return pick_sampler(
+        shape=space_shape(family.space, spec.fixed), samples=spec.samples, multi_objective=bool(spec.objective)
+    )
 
 
 class TrialNamer:

@@ -70,6 +70,14 @@ CASES = [
     ("sweep --enqueue missing.json", "--enqueue missing.json: cannot read it", None),
     ("sweep --objective accuracy,flops", "--objective accuracy,flops: no metric 'flops'; choose from", None),
     ("sweep --objective accuracy,params --scheduler asha", "runs under FIFO", None),
+    # sweep: the sampler and scheduler tables (sweep/samplers.py, sweep/schedulers.py)
+    ("sweep --search bayes", "invalid choice: 'bayes' (choose from 'tpe', 'gp', 'cmaes'", None),
+    ("sweep --scheduler pbt", "invalid choice: 'pbt' (choose from 'auto', 'asha', 'hyperband'", None),
+    ("sweep --search cmaes", "--search cmaes cannot search categorical parameters (activation,", None),
+    ("sweep --search cmaes --objective accuracy,params", "--search cmaes optimises one objective; for", None),
+    ("sweep --objective accuracy,params --scheduler hyperband", "runs under FIFO (hyperband stops", None),
+    ("sweep --objective accuracy,params --scheduler median", "runs under FIFO (median stops", None),
+    ("sweep --space bovw --scheduler asha", "--scheduler asha judges per-epoch results and bovw", None),
     ("sweep --study-storage notaurl", "--study-storage 'notaurl' is not an Optuna RDB URL", None),
     ("sweep --space resnet", "invalid choice: 'resnet'", None),
     # sweep: where it runs and tracks
