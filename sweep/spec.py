@@ -4,6 +4,7 @@ saved beside Tune's state (`scenesweep.json`) so `resume` continues the same swe
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -18,7 +19,8 @@ from trainables.core.data import DEMO, DataSpec
 from trainables.families import Family, all_options, get_family
 
 SPEC_FILE = "scenesweep.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME_MAX = 100
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -180,13 +182,29 @@ def load_spec(storage: str, name: str, *, address: str | None, uri: str | None) 
 def validate(spec: SweepSpec) -> SweepSpec:
     """Every check that needs no Ray and no tracking server; returns the spec with the family's
     options in canonical form (an inception weights file as an absolute path, say)."""
+    if len(spec.name) > _NAME_MAX:
+        raise UsageError(f"--name is {len(spec.name)} characters long; a sweep name has at most {_NAME_MAX}")
     if not _NAME.match(spec.name):
-        raise UsageError(f"--name {spec.name!r} is not a valid sweep name; use letters, digits, '.', '_' and '-'")
+        raise UsageError(
+            f"--name {spec.name!r} is not a valid sweep name; use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    if not 0 <= spec.seed < 2**32:  # numpy's and Optuna's samplers take seeds in [0, 2**32)
+        raise UsageError(f"--seed {spec.seed} must be a whole number from 0 to {2**32 - 1}")
+    if Path(spec.storage).exists() and not Path(spec.storage).is_dir():
+        raise UsageError(f"--storage {spec.storage} is a file; name a folder for the sweeps' state (default ./sweeps)")
+    for point in spec.enqueue:
+        if clash := sorted(k for k in point if k in spec.fixed and point[k] != spec.fixed[k]):
+            key = clash[0]
+            raise UsageError(
+                f"--enqueue sets {key}={point[key]!r} but --fix pins {key}={spec.fixed[key]!r}; "
+                f"drop {key} from the enqueued configuration or the --fix"
+            )
     # With a budget, --samples 0 means no limit: trials until the budget runs out.
     for flag, value, low in (("--samples", spec.samples, 0 if spec.budget else 1), ("--epochs", spec.epochs, 1)):
         if value < low:
             raise UsageError(f"{flag} {value} must be at least {low}")
-    if spec.trial_timeout is not None and spec.trial_timeout <= 0:
+    if spec.trial_timeout is not None and not (math.isfinite(spec.trial_timeout) and spec.trial_timeout > 0):
         raise UsageError(f"--trial-timeout {spec.trial_timeout:g} must be a positive number of seconds")
     if spec.max_concurrent < 0:
         raise UsageError(f"--max-concurrent {spec.max_concurrent} must be 0 (no limit) or more")

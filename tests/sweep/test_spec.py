@@ -83,3 +83,57 @@ def test_an_unsupported_search_is_one_line(fields, message):
 )
 def test_a_supported_search_passes(fields):
     assert validate(spec(**fields)).search == fields["search"]
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"seed": -1}, "--seed -1 must be a whole number from 0 to 4294967295"),
+        ({"seed": 2**64}, "--seed 18446744073709551616 must be a whole number from 0 to 4294967295"),
+        ({"trial_timeout": float("nan")}, "--trial-timeout nan must be a positive number of seconds"),
+        ({"trial_timeout": float("inf")}, "--trial-timeout inf must be a positive number of seconds"),
+        ({"trial_timeout": 0.0}, "--trial-timeout 0 must be a positive number of seconds"),
+        ({"name": "a" * 101}, "--name is 101 characters long; a sweep name has at most 100"),
+        ({"name": "-dash"}, "starting with a letter or digit"),
+        ({"name": "has space"}, "is not a valid sweep name"),
+        (
+            {"fixed": {"input_size": 32}, "enqueue": [{"input_size": 64, "lr": 0.01}]},
+            "--enqueue sets input_size=64 but --fix pins input_size=32; drop input_size",
+        ),
+    ],
+    ids=[
+        "seed-negative",
+        "seed-2**64",
+        "timeout-nan",
+        "timeout-inf",
+        "timeout-0",
+        "name-101",
+        "name-dash",
+        "name-space",
+        "enqueue-vs-fix",
+    ],
+)
+def test_a_bad_flag_value_is_one_line_naming_the_real_reason(fields, message):
+    with pytest.raises(UsageError) as caught:
+        validate(spec(**fields))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_storage_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "sweeps").write_text("not a folder")
+    with pytest.raises(UsageError, match="--storage .* is a file; name a folder"):
+        validate(spec(storage=str(tmp_path / "sweeps")))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"seed": 0},
+        {"seed": 2**32 - 1},
+        {"name": "a" * 100},
+        {"trial_timeout": 0.5},
+        {"fixed": {"input_size": 32}, "enqueue": [{"input_size": 32, "lr": 0.01}]},
+    ],
+)
+def test_values_at_the_edges_pass(fields):
+    validate(spec(**fields))
