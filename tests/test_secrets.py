@@ -33,7 +33,7 @@ def test_a_password_in_the_tracking_uri_is_stored_nowhere(tmp_path, given_in):
         uri = server.uri.replace("http://", f"http://alice:{password}@")
         work = tmp_path / "work"
         work.mkdir()
-        args = ["--data", "demo", "--samples", "2", "--epochs", "2", "--name", "secret", *SMALL]
+        args = ["--data", "demo", "--samples", "1", "--epochs", "1", "--name", "secret", *SMALL]
         if given_in == "flag":
             result = run_cli("sweep", "--tracking-uri", uri, *args, cwd=work)
         else:
@@ -41,7 +41,7 @@ def test_a_password_in_the_tracking_uri_is_stored_nowhere(tmp_path, given_in):
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert password not in result.stdout + result.stderr
         _, parent, children = sweep_runs(server.uri, "secret", "scenesweep-tinynet")
-        assert len(children) == 2
+        assert len(children) == 1
         if given_in == "flag":  # the command line is recorded, masked
             assert "alice:***@" in parent.data.tags["mlflow.note.content"]
     finally:
