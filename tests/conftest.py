@@ -58,6 +58,18 @@ def mit_split_64() -> Path:
     return MIT_SPLIT_64
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """An embedded Ray for the tests of one module (in-process tasks, actors and sweeps)."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def demo_dataset():
     from trainables.core.data import DataSpec, load_dataset

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+from contextlib import contextmanager
 
 import pytest
 from mlflow.exceptions import MlflowException
@@ -38,14 +40,10 @@ def test_sigterm_mid_sweep_stops_it_cleanly_and_resume_finishes_it(tmp_path):
     name, uri = "term", f"sqlite:///{tmp_path / 'mlruns.db'}"
     args = ["--data", "demo", "--samples", "2", "--epochs", "8", "--name", name, "--seed", "1", "--no-chance-stop"]
     log = tmp_path / "sweep.log"
-    sweep = start_cli("sweep", *args, *SMALL, cwd=tmp_path, log=log)
-    try:
+    with killed_at_exit(start_cli("sweep", *args, *SMALL, cwd=tmp_path, log=log)) as sweep:
         wait_for(lambda: _a_trial_is_training(uri, name), timeout=600, what="a trial mid-training", process=sweep)
         os.kill(sweep.pid, signal.SIGTERM)  # to the driver alone, as docker stop or stop_job sends it
         code = sweep.wait(timeout=600)
-    finally:
-        if sweep.poll() is None:
-            os.killpg(sweep.pid, signal.SIGKILL)
     output = log.read_text()
     assert code == 128 + signal.SIGTERM, output[-3000:]
     assert f"continue with: scenesweep resume {name}" in output and "Traceback" not in output, output[-3000:]
@@ -68,27 +66,32 @@ def test_sigterm_mid_sweep_stops_it_cleanly_and_resume_finishes_it(tmp_path):
 def test_sighup_while_the_sweep_starts_leaves_nothing_running(tmp_path):
     name, uri = "hup", f"sqlite:///{tmp_path / 'mlruns.db'}"
     log = tmp_path / "sweep.log"
-    sweep = start_cli("sweep", "--data", "demo", "--samples", "2", "--name", name, *SMALL, cwd=tmp_path, log=log)
-    try:
+    with killed_at_exit(
+        start_cli("sweep", "--data", "demo", "--samples", "2", "--name", name, *SMALL, cwd=tmp_path, log=log)
+    ) as sweep:
         # The parent run exists: the sweep has recorded something, and no trial has started yet.
         wait_for(
-            lambda: _parent_exists(uri, name),
-            timeout=300,
-            what="the sweep's parent run",
-            process=sweep,
-            interval=0.1,
+            lambda: _parent_exists(uri, name), timeout=300, what="the sweep's parent run", process=sweep, interval=0.1
         )
         os.kill(sweep.pid, signal.SIGHUP)
         code = sweep.wait(timeout=600)
-    finally:
-        if sweep.poll() is None:
-            os.killpg(sweep.pid, signal.SIGKILL)
     output = log.read_text()
     assert code == 128 + signal.SIGHUP, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
     client, parent, children = sweep_runs(uri, name, EXPERIMENT)
     assert parent.info.status == "KILLED"
     assert not [c for c in children if c.info.status == "RUNNING"]
+
+
+@contextmanager
+def killed_at_exit(process: subprocess.Popen):
+    """The process, SIGKILLed with its group on the way out if it is still running (a failed wait)."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def _parent_exists(uri: str, name: str) -> bool:

@@ -83,17 +83,6 @@ def test_a_recording_that_fails_closes_the_run_failed_with_the_reason(store, dem
     assert run.data.tags[TAG_ERROR].startswith("recording the finished trial failed")
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 def test_the_node_recorder_records_off_the_trials_path_and_drain_waits_for_it(store, demo_dataset, local_ray):
     ray = local_ray
     recorders = Recorders("parent-a", store[0])

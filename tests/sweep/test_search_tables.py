@@ -63,17 +63,6 @@ def test_the_cases_cover_both_tables():
     assert {c[1] for c in CASES} == set(SCHEDULERS)
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 def sweep_in_process(tmp_path, name: str, *flags: str):
     """What `scenesweep sweep FLAGS` runs, in this process (the module's Ray): the spec and exit code."""
     from orchestrator import build_parser

@@ -90,22 +90,6 @@ def test_two_processes_wanting_the_same_entry_compute_it_once(images, tmp_path):
     assert not list((tmp_path / "descriptors").glob("*.tmp"))  # no temporary file left behind
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-    )
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
-
 def test_ray_object_store_shares_descriptors_without_a_shared_disk(images, local_ray):
     ray = local_ray
 
