@@ -173,7 +173,7 @@ def run_refit(
         },
     )
     closer = TrialRunCloser(target, completed_key=TRIAL_COMPLETED)
-    config = {key: value for key, value in best.config.items()}
+    config = trial_config(spec, best)
     tuner = tune.Tuner(
         tune.with_resources(
             tune.with_parameters(run_trial, dataset=refit_dataset(dataset), settings=settings),
@@ -240,6 +240,20 @@ def refit_best(spec: SweepSpec, family: Family, client, target: SweepTarget, dat
         return 0
     print(line)
     return code
+
+
+def trial_config(spec: SweepSpec, best: TrialRow) -> dict:
+    """The configuration trial `best` ran, as Tune saved it (types and all); its run's params (MLflow
+    strings typed back) when the sweep's Tune state does not hold it."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        for trial in ExperimentAnalysis(str(spec.sweep_dir)).trials:
+            if trial.trial_id == best.trial_id:
+                return dict(trial.config)
+    except Exception:  # noqa: BLE001 - no readable Tune state (a study-only restart): MLflow has the params
+        pass
+    return best.config
 
 
 def find_refit_run(client, target: SweepTarget):
