@@ -208,14 +208,17 @@ def run_refit(
         return 0, f"refit: failed (run {refit.info.run_id if refit else '-'}); promote takes trial {best.trial_id}"
     test = refit.data.metrics.get("test_accuracy", float("nan"))
     return 0, (
-        f"Refit of trial {best.trial_id} on train+val (run {refit.info.run_id}): test_accuracy {test:.4f}\n"
-        f"model: {refit.data.tags.get('scenesweep.model_uri', '')}"
+        f"Refit of trial {best.trial_id} on train+val (run {refit.info.run_id}): test_accuracy {test:.4f}, "
+        f"model {refit.data.tags.get('scenesweep.model_uri', '')} (promote registers it)"
     )
 
 
-def refit_best(spec: SweepSpec, family: Family, client, target: SweepTarget, dataset: Dataset, summary) -> int:
-    """The refit after a search that ended normally with a best trial; prints what happened and
-    returns the exit code (0 unless interrupted: a failed refit is a warning, see run_refit)."""
+def refit_best(
+    spec: SweepSpec, family: Family, client, target: SweepTarget, dataset: Dataset, summary, *, quiet: bool = False
+) -> int:
+    """The refit after a search that ended normally with a best trial; prints what happened (one line
+    as it starts unless `quiet`, one with its result) and returns the exit code (0 unless
+    interrupted: a failed refit is a warning, see run_refit)."""
     from tracking.runs import close_open_trial_runs
 
     best = summary.best
@@ -225,9 +228,9 @@ def refit_best(spec: SweepSpec, family: Family, client, target: SweepTarget, dat
     if (done := summary.refit_of(best.trial_id)) is not None:  # a resume of a sweep whose refit finished
         print(f"refit: trial {best.trial_id} was refit already (run {done.run_id})")
         return 0
-    print(
-        f"\nscenesweep: refitting trial {best.trial_id} on train+val ({len(dataset.y_train) + len(dataset.y_val)} images)"
-    )
+    if not quiet:
+        images = len(dataset.y_train) + len(dataset.y_val)
+        print(f"scenesweep: refitting trial {best.trial_id} on train+val ({images} images)", flush=True)
     try:
         code, line = run_refit(spec, family, dataset, target, best, trial_name=f"{family.name}_{best.trial_id}")
     except BaseException as exc:  # the search is recorded; the refit's failure is a warning

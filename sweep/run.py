@@ -140,7 +140,7 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
     if code == 0 and spec.refit and summary.best is not None:
         from sweep.refit import refit_best
 
-        code = refit_best(spec, family, client, target, dataset, summary)
+        code = refit_best(spec, family, client, target, dataset, summary, quiet=output == QUIET)
     if searched == 0:
         print(record_study_plots(spec, family, client, target, summary.rows))
         _log_gradcam(spec, client, target, dataset)
