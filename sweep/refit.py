@@ -201,7 +201,10 @@ def run_refit(
     close_open_trial_runs(client, target, status="FAILED", reason="refit ended while its run was open")
     refit = find_refit_run(client, target)
     if interrupted:
-        return 128 + closer.signum, f"scenesweep: refit of trial {best.trial_id} interrupted; its run is KILLED"
+        return 128 + closer.signum, (
+            f"scenesweep: refit of trial {best.trial_id} interrupted; its run is KILLED; "
+            f"run it again with: scenesweep resume {spec.name}"
+        )
     if refit is None or refit.info.status != "FINISHED":
         why = refit.data.tags.get("scenesweep.error", "") if refit is not None else "no run was created"
         print(f"scenesweep: warning: the refit of trial {best.trial_id} failed: {why}", file=sys.stderr)
