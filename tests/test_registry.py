@@ -221,6 +221,7 @@ def test_predict_on_real_images_agrees_with_the_logged_test_predictions(mit_spli
         "1",
         "--epochs",
         "1",
+        "--no-refit",  # compared with the trial's own logged predictions
         *SMALL,
         uri=mlflow_server.uri,
         cwd=workdir,

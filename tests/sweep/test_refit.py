@@ -218,3 +218,47 @@ def test_no_refit_leaves_no_refit_run(tmp_path):
     _, _, roles = runs_by_role(tmp_path, "no-refit")
     assert "refit" not in roles and len(roles["trial"]) == 2
     assert "Refit" not in result.stdout
+
+
+def _refit_is_training(workdir, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _, client, roles = runs_by_role(workdir, name)
+    except (OSError, ValueError, MlflowException):  # the spec or the store not written yet
+        return False
+    return any(
+        r.info.status == "RUNNING" and client.get_metric_history(r.info.run_id, "val_accuracy")
+        for r in roles.get("refit", [])
+    )
+
+
+@pytest.mark.slow
+def test_a_refit_stopped_by_sigterm_ends_killed_and_resume_runs_it_again(tmp_path):
+    import os
+    import signal
+
+    from tests.conftest import start_cli, wait_for
+
+    name = "refit-term"
+    args = ["--space", "tinynet", "--data", "demo", "--samples", "1", "--epochs", "12", "--name", name, *SMALL]
+    log = tmp_path / "sweep.log"
+    sweep = start_cli("sweep", *args, cwd=tmp_path, log=log)
+    try:
+        wait_for(lambda: _refit_is_training(tmp_path, name), timeout=600, what="the refit mid-training", process=sweep)
+        os.kill(sweep.pid, signal.SIGTERM)
+        code = sweep.wait(timeout=600)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert code == 128 + signal.SIGTERM, output[-3000:]
+    assert f"run it again with: scenesweep resume {name}" in output and "Traceback" not in output, output[-3000:]
+    _, _, roles = runs_by_role(tmp_path, name)
+    assert [r.info.status for r in roles["refit"]] == ["KILLED"] and roles["refit"][0].data.tags["scenesweep.error"]
+    assert not [r for rs in roles.values() for r in rs if r.info.status == "RUNNING"]
+    assert roles["sweep"][0].info.status == "FINISHED"  # the search itself ended normally
+    resumed = run_cli("resume", name, cwd=tmp_path, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    _, _, roles = runs_by_role(tmp_path, name)
+    assert sorted(r.info.status for r in roles["refit"]) == ["FINISHED", "KILLED"]
