@@ -19,7 +19,7 @@ from sweep.environment import configure_environment
 
 configure_environment()  # before anything imports Ray or MLflow
 
-from sweep.flags import add_cluster_flags, add_output_flags, add_sweep_flags  # noqa: E402
+from sweep.flags import add_cluster_flags, add_output_flags, add_refit_flag, add_sweep_flags  # noqa: E402
 from sweep.spec import UsageError, load_spec, spec_from_args, tracking_uri  # noqa: E402
 from trainables.core.data import DataError  # noqa: E402
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = command("resume", cmd_resume, "finish an interrupted sweep, searcher state included", sweep_arg=True)
     add_cluster_flags(resume, address_default=None)
+    add_refit_flag(resume, default=None)
     add_output_flags(resume)
 
     command("list", cmd_list, "every sweep in the tracking store: family, state, trials, best, start time")
@@ -186,7 +187,7 @@ def cmd_sweep(args) -> int:
 def cmd_resume(args) -> int:
     from sweep.run import run_sweep
 
-    spec = load_spec(args.storage, args.sweep, address=args.address, uri=args.tracking_uri)
+    spec = load_spec(args.storage, args.sweep, address=args.address, uri=args.tracking_uri, refit=args.refit)
     return run_sweep(spec, resume=True, output=args.output)
 
 

@@ -116,7 +116,20 @@ def add_sweep_flags(sweep: argparse.ArgumentParser) -> None:
             **extra,
         )
     add_cluster_flags(sweep, address_default=os.environ.get("RAY_ADDRESS"))
+    add_refit_flag(sweep, default=True)
     add_output_flags(sweep)
+
+
+def add_refit_flag(parser, *, default: bool | None) -> None:
+    """--refit/--no-refit (sweep/refit.py); on `resume` the default None keeps the saved choice."""
+    parser.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help="after the search, retrain the best configuration on train+val in its own run, the model "
+        "promote then registers; --budget keeps time for it "
+        + ("(default: on)" if default else "(default: as the sweep was started)"),
+    )
 
 
 def add_output_flags(parser) -> None:

@@ -54,7 +54,7 @@ def load_sweep(sweep: str, uri: str | None, metric: str | None = None) -> SweepR
 
 def status_report(sweep: str, uri: str | None) -> str:
     from tracking.live import driver_gone, duration
-    from tracking.summary import format_failures, format_table
+    from tracking.summary import format_failures, format_refits, format_table
 
     record = load_sweep(sweep, uri)
     family, summary, run = record.family, record.summary, record.run
@@ -70,6 +70,8 @@ def status_report(sweep: str, uri: str | None) -> str:
         lines.append(f"failed:\n{failures}")
     if summary.best:
         lines.append(f"best: {summary.best.trial_id} {family.metric} {summary.best.metrics[family.metric]:.4f}")
+    if summary.refits:
+        lines.append(format_refits(summary.refits))
     if budget := budget_line(run):
         lines.append(budget)
     return "\n".join(lines)
@@ -100,7 +102,7 @@ def best_report(
 
     from search_spaces import parameter_distributions
     from tracking.study_plots import importance_order
-    from tracking.summary import format_table, varying_params
+    from tracking.summary import format_refits, format_table, varying_params
 
     if top < 1:
         raise UsageError(f"--top {top} must be at least 1")
@@ -127,6 +129,11 @@ def best_report(
             f"\nbest trial {best.trial_id} (run {best.run_id}) by {summary.metric}",
             "config: " + json.dumps(best.config, sort_keys=True),
             f"model: {best.model_uri}",
+            *(
+                [format_refits(refits)]
+                if (refits := [r for r in summary.refits if r.refit_of == best.trial_id])
+                else []
+            ),
             f"promote it: scenesweep promote {sweep}"
             + (f" --metric {summary.metric}" if summary.metric != family.metric else "")
             + tracking_flag(record.tracking_uri),
@@ -177,13 +184,24 @@ def promote_best(
         best = fits[0] if fits else None
     if best is None:
         raise UsageError(f"sweep {sweep!r} has no finished trial with metric {summary.metric!r}; nothing to promote")
-    candidate = candidate_from(best, sweep_run=record.run, metric=summary.metric, mode=summary.mode)
+    # Selected by the trial's validation metric; the model is its refit on train+val when one finished.
+    refit = summary.refit_of(best.trial_id)
+    candidate = candidate_from(best, sweep_run=record.run, metric=summary.metric, mode=summary.mode, refit=refit)
     name = model_name or f"scenesweep-{record.family.name}"
     result = promote(candidate, tracking_uri=record.tracking_uri, name=name, alias=alias, force=force)
     how = "registered as" if result.created else "already registered as"
     lines = [
         f"trial {best.trial_id} (run {best.run_id}) of sweep {sweep}: {candidate.metric} {candidate.score:.4f}, "
         f"test_accuracy {best.metrics.get('test_accuracy', float('nan')):.4f}",
+        *(
+            [
+                f"took the refit of trial {best.trial_id} (run {refit.run_id}): the same configuration retrained on "
+                f"train+val, test_accuracy {refit.metrics.get('test_accuracy', float('nan')):.4f}; selected by "
+                f"the trial's {candidate.metric}, never by test"
+            ]
+            if refit is not None
+            else []
+        ),
         f"{how} {name} version {result.version}; alias {result.alias} -> version {result.version}"
         + (f" (was version {result.previous})" if result.previous and result.previous != result.version else ""),
     ]

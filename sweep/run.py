@@ -136,7 +136,12 @@ def run_sweep(spec: SweepSpec, *, resume: bool, output: str = "default") -> int:
         code, summary = finish(spec, family, client, target, interrupted=interrupted)
         if interrupted:  # the conventional code of the signal that stopped it: 130 Ctrl-C, 143 SIGTERM
             code = 128 + closer.signum
-    if code == 0:
+    searched = code
+    if code == 0 and spec.refit and summary.best is not None:
+        from sweep.refit import refit_best
+
+        code = refit_best(spec, family, client, target, dataset, summary, quiet=output == QUIET)
+    if searched == 0:
         print(record_study_plots(spec, family, client, target, summary.rows))
         _log_gradcam(spec, client, target, dataset)
         print(f"\nSee every trial in the MLflow UI: {ui_hint(spec.tracking_uri, target)}")

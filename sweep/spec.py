@@ -49,6 +49,7 @@ class SweepSpec:
     warm_start: list = field(default_factory=list)  # earlier sweeps whose trials seed the study
     enqueue: list = field(default_factory=list)  # the user's configurations, run first (--enqueue)
     objective: list = field(default_factory=list)  # ["accuracy", "params"]: a Pareto search; []: accuracy
+    refit: bool = True  # retrain the best configuration on train+val after the search (sweep/refit.py)
 
     @property
     def sweep_dir(self) -> Path:
@@ -127,6 +128,7 @@ def spec_from_args(args) -> SweepSpec:
         warm_start=[n.strip() for n in (args.warm_start or "").split(",") if n.strip()],
         enqueue=read_enqueue(args.enqueue, space=family.space) if args.enqueue else [],
         objective=parse_objective(args.objective) if args.objective else [],
+        refit=args.refit,
     )
     return validate(spec)
 
@@ -163,8 +165,9 @@ def saved_spec(storage: str | Path, name: str) -> dict | None:
     return saved if isinstance(saved, dict) else None
 
 
-def load_spec(storage: str, name: str, *, address: str | None, uri: str | None) -> SweepSpec:
-    """The saved spec of sweep `name`, with the cluster flags `resume` was given over it."""
+def load_spec(storage: str, name: str, *, address: str | None, uri: str | None, refit: bool | None = None) -> SweepSpec:
+    """The saved spec of sweep `name`, with the cluster flags `resume` was given over it (and
+    --refit/--no-refit when given; else the saved choice)."""
     root = Path(storage).resolve()
     saved = saved_spec(root, name)
     if saved is None:
@@ -175,6 +178,7 @@ def load_spec(storage: str, name: str, *, address: str | None, uri: str | None) 
         storage=str(root),
         address=address or os.environ.get("RAY_ADDRESS") or spec.address,
         tracking_uri=tracking_uri(uri) if uri else spec.tracking_uri,
+        refit=spec.refit if refit is None else refit,
     )
     return validate(spec)
 

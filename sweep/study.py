@@ -8,6 +8,7 @@ PostgreSQL), saved in the SweepSpec so resume and the other commands find the sa
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -46,15 +47,23 @@ def study_storage(spec: SweepSpec) -> optuna.storages.BaseStorage:
     return JournalStorage(JournalFileBackend(str(spec.sweep_dir / STUDY_FILE)))
 
 
-def new_study(spec: SweepSpec, modes: list[str], storage: optuna.storages.BaseStorage) -> optuna.Study:
+def new_study(
+    spec: SweepSpec, modes: list[str], storage: optuna.storages.BaseStorage, *, metric_names: list[str] | None = None
+) -> optuna.Study:
     """The sweep's study, created (or loaded, on a resume) before Tune's searcher opens it, so the
-    warm start can seed it first. One direction per objective."""
+    warm start can seed it first. One direction per objective, named after its metric
+    (`metric_names`), so optuna-dashboard shows e.g. val_accuracy instead of "Objective 0"."""
     import optuna
 
     directions = [
         optuna.study.StudyDirection.MAXIMIZE if m == "max" else optuna.study.StudyDirection.MINIMIZE for m in modes
     ]
-    return optuna.create_study(study_name=spec.name, storage=storage, directions=directions, load_if_exists=True)
+    study = optuna.create_study(study_name=spec.name, storage=storage, directions=directions, load_if_exists=True)
+    if metric_names and study.metric_names != metric_names:
+        with warnings.catch_warnings():  # set_metric_names is "experimental"
+            warnings.simplefilter("ignore")
+            study.set_metric_names(list(metric_names))
+    return study
 
 
 def load_sweep_study(spec: SweepSpec, *, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:

@@ -46,6 +46,8 @@ class TrialSettings:
     time_limit: float | None = None  # seconds of training per trial attempt (--trial-timeout)
     chance_stop: bool = True  # stop a trial still at chance level after CHANCE_EPOCHS (--no-chance-stop)
     data_source: str = "demo"  # --data as given: recorded as the run's dataset input
+    run_name: str = ""  # the run's name; "" = the Tune trial's name (a refit names its own: sweep/refit.py)
+    run_tags: dict = field(default_factory=dict)  # tags over the run's own (a refit's role and source trial)
 
 
 def option_tags(options: dict) -> dict:
@@ -81,6 +83,7 @@ def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> No
     seed_everything(settings.seed)
     set_threads(settings.threads)
     context = tune.get_context()
+    trial_name = settings.run_name or context.get_trial_name()
     # The trial's own overhead, in disjoint parts: MLflow during training (epoch_log) and outside it
     # (tracking: the run, its dataset input, the record handed to the recorder), Tune's reports and
     # checkpoints. Training alone = fit_seconds - epoch_log_seconds - tune_seconds. The recorder adds
@@ -90,9 +93,9 @@ def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> No
         run = TrialRun.open(
             target,
             trial_id=context.get_trial_id(),
-            trial_name=context.get_trial_name(),
+            trial_name=trial_name,
             params=config,
-            tags={TAG_NODE: ray.util.get_node_ip_address(), **option_tags(settings.options)},
+            tags={TAG_NODE: ray.util.get_node_ip_address(), **option_tags(settings.options), **settings.run_tags},
         )
     if run.previous_status == "FINISHED":
         # Resumed from a snapshot taken before this trial completed: report what it already recorded.
@@ -124,9 +127,7 @@ def _run_trial(config: dict, *, dataset: Dataset, settings: TrialSettings) -> No
         # What is left is bookkeeping: handed to this node's recorder (off the trial's path), or done
         # here when the node has none (sweep/recorder.py).
         with stopwatch("tracking"):
-            record = trial_record(
-                run, session, outcome, dataset, settings, name=context.get_trial_name(), resumed=resumed
-            )
+            record = trial_record(run, session, outcome, dataset, settings, name=trial_name, resumed=resumed)
         overhead = perf_named({**stopwatch.metrics(), "trial_seconds": time.perf_counter() - started})
         record.metrics = {**perf_named(outcome.metrics), **overhead}
         if not hand_off(record, target.parent_run_id):

@@ -36,6 +36,7 @@ def build_tuner(
     from search_spaces import PinnedSpace
     from sweep.driver_callbacks import register_driver_callbacks
     from sweep.pareto import objective_metrics
+    from sweep.refit import reserve_stopper
     from sweep.samplers import make_sampler
     from sweep.scheduler import ChosenRunTheirCourse
     from sweep.schedulers import get_scheduler, make_scheduler, pick_scheduler
@@ -87,7 +88,7 @@ def build_tuner(
     storage = study_storage(spec)
     objectives = objective_metrics(spec.objective, family) or [(family.metric, family.mode)]
     metrics, modes = [m for m, _ in objectives], [mode for _, mode in objectives]
-    study = new_study(spec, modes, storage)
+    study = new_study(spec, modes, storage, metric_names=metrics)
     if resume:  # a driver killed before Tune's first snapshot: its trials in flight are lost
         start_over(study)
     if warm := seed_study(spec, study):
@@ -131,6 +132,7 @@ def build_tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=driver_callbacks,
             verbose=verbose,
+            stop=reserve_stopper(spec, family, dataset),  # --budget keeps the refit's time (sweep/refit.py)
         ),
     )
 

@@ -71,8 +71,20 @@ def cli(mlflow_server, workdir):
 
 @pytest.fixture(scope="module")
 def good(mlflow_server, workdir) -> Sweep:
+    # --no-refit: these tests promote, predict, serve and explain the trial's own model (the refit's
+    # promotion is tested in tests/sweep/test_refit.py); the worse sweep below keeps its refit.
     return run_sweep(
-        "reg-good", "--data", "demo", "--samples", "2", "--epochs", "2", *SMALL, uri=mlflow_server.uri, cwd=workdir
+        "reg-good",
+        "--data",
+        "demo",
+        "--samples",
+        "2",
+        "--epochs",
+        "2",
+        "--no-refit",
+        *SMALL,
+        uri=mlflow_server.uri,
+        cwd=workdir,
     )
 
 
@@ -209,6 +221,7 @@ def test_predict_on_real_images_agrees_with_the_logged_test_predictions(mit_spli
         "1",
         "--epochs",
         "1",
+        "--no-refit",  # compared with the trial's own logged predictions
         *SMALL,
         uri=mlflow_server.uri,
         cwd=workdir,

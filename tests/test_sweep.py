@@ -72,8 +72,9 @@ def test_sweep_on_a_local_store_records_every_trial(local_sweep, demo_dataset):
 def test_default_terminal_output_is_one_line_per_trial_event_and_ends_with_the_best_and_a_link(local_sweep):
     workdir, result = local_sweep
     lines = result.stdout.splitlines()
-    # 4 trials: a start and an end line each, the table of the finished ones and the closing lines.
-    assert len(lines) <= 4 * 2 + 4 + 12, result.stdout
+    # 4 trials: a start and an end line each, the table of the finished ones, the closing lines and
+    # the refit's two (its start and its result).
+    assert len(lines) <= 4 * 2 + 4 + 12 + 2, result.stdout
     assert "Configuration for experiment" not in result.stdout and "Trial name" not in result.stdout
     for noise in ("tensorboard", "A new study created", "NumPy array is not writable", "SearchGenerator"):
         assert noise not in result.stdout + result.stderr, noise

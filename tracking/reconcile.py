@@ -14,7 +14,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from ray.tune.result import AUTO_RESULT_KEYS, DONE
 
-from tracking.runs import TAG_ERROR, TAG_LOST, TAG_PRUNED, TAG_TRIAL_ID, SweepTarget, close_run, trial_runs
+from tracking.runs import TAG_ERROR, TAG_LOST, TAG_PRUNED, TAG_ROLE, TAG_TRIAL_ID, SweepTarget, close_run, trial_runs
 
 DRIVER_LOST_REASON = "lost with the driver: the restored Tune state does not know this trial"
 
@@ -26,6 +26,8 @@ def close_lost_trial_runs(client: MlflowClient, target: SweepTarget, *, known: s
     for run in trial_runs(client, target):
         tags = run.data.tags
         if tags.get(TAG_TRIAL_ID) in known or run.info.status == "FINISHED" or tags.get(TAG_LOST) == "true":
+            continue
+        if tags.get(TAG_ROLE) == "refit":  # a refit is no search trial: it never takes a slot (sweep/refit.py)
             continue
         if TAG_PRUNED in tags:
             client.delete_tag(run.info.run_id, TAG_PRUNED)

@@ -22,7 +22,8 @@ from mlflow.tracking import MlflowClient
 from tracking.runs import TAG_FAMILY, TAG_SWEEP, TAG_TRIAL_ID, TrackingError, quote
 from tracking.uris import fluent_store
 
-TAG_RUN_ID = "scenesweep.run_id"
+TAG_RUN_ID = "scenesweep.run_id"  # the selected trial's run
+TAG_REFIT_RUN_ID = "scenesweep.refit_run_id"  # the refit run whose model the version is (sweep/refit.py)
 TAG_FINGERPRINT = "scenesweep.data_fingerprint"
 TAG_SELECTED_BY = "scenesweep.selected_by"  # the metric the sweep optimised; its value is a tag of its own
 TAG_MODE = "scenesweep.mode"
@@ -55,6 +56,12 @@ class Candidate:
     mode: str
     metrics: dict
     data_fingerprint: str
+    refit_run_id: str = ""  # the model comes from this refit of the trial (sweep/refit.py), not the trial
+
+    @property
+    def model_run_id(self) -> str:
+        """The run whose model is registered: the refit's when there is one."""
+        return self.refit_run_id or self.run_id
 
     @property
     def score(self) -> float:
@@ -70,6 +77,8 @@ class Candidate:
             TAG_SELECTED_BY: self.metric,
             TAG_MODE: self.mode,
         }
+        if self.refit_run_id:
+            tags[TAG_REFIT_RUN_ID] = self.refit_run_id
         for key in (self.metric, f"{self.metric}_std", *VERSION_METRICS):
             if key in self.metrics:
                 tags[key] = _number(self.metrics[key])
@@ -77,7 +86,8 @@ class Candidate:
 
     def description(self) -> str:
         test = self.metrics.get("test_accuracy")
-        return f"{self.family} trial {self.trial_id} of sweep {self.sweep}: {self.metric} {self.score:.4f}" + (
+        refit = f" (refit on train+val: run {self.refit_run_id})" if self.refit_run_id else ""
+        return f"{self.family} trial {self.trial_id}{refit} of sweep {self.sweep}: {self.metric} {self.score:.4f}" + (
             f", test_accuracy {test:.4f}" if test is not None else ""
         )
 
@@ -96,8 +106,10 @@ class Promotion:
         return f"models:/{self.name}@{self.alias}"
 
 
-def candidate_from(row, *, sweep_run, metric: str, mode: str) -> Candidate:
-    """Turn a `tracking.summary.TrialRow` of sweep `sweep_run` into a promotion candidate."""
+def candidate_from(row, *, sweep_run, metric: str, mode: str, refit=None) -> Candidate:
+    """Turn a `tracking.summary.TrialRow` of sweep `sweep_run` into a promotion candidate. `refit`
+    (the row of the trial's refit run, if any): selected by the trial's `metric` all the same, but the
+    refit's model and its held-out test metrics are what the version records."""
     if not metric.startswith(SELECTION_PREFIXES):
         raise RegistryError(
             f"--metric {metric}: promotion selects on a validation or CV metric (val_*, cv_*), "
@@ -109,16 +121,20 @@ def candidate_from(row, *, sweep_run, metric: str, mode: str) -> Candidate:
             "only trials that finished with a model can be promoted"
         )
     fingerprint = sweep_run.data.params.get("data_fingerprint", "")
+    metrics = dict(row.metrics)
+    if refit is not None:  # the selection metric (and its spread) stay the trial's: the refit's val is in-sample
+        metrics = {**metrics, **{k: v for k, v in refit.metrics.items() if k in VERSION_METRICS}}
     return Candidate(
         sweep=sweep_run.data.tags.get(TAG_SWEEP, sweep_run.info.run_name),
         family=sweep_run.data.tags.get(TAG_FAMILY, ""),
         trial_id=row.trial_id,
         run_id=row.run_id,
-        model_uri=row.model_uri,
+        model_uri=refit.model_uri if refit is not None else row.model_uri,
         metric=metric,
         mode=mode,
-        metrics=dict(row.metrics),
+        metrics=metrics,
         data_fingerprint=fingerprint,
+        refit_run_id=refit.run_id if refit is not None else "",
     )
 
 
@@ -171,7 +187,7 @@ def _promote(candidate: Candidate, *, client: MlflowClient, name: str, alias: st
     _require_model_files(client, candidate)
     _ensure_registered_model(client, name)
     current = _version_by_alias(client, name, alias)
-    existing = _version_of_run(client, name, candidate.run_id)
+    existing = _version_of_run(client, name, candidate.model_run_id)
     if current is not None and existing is not None and str(current.version) == str(existing.version):
         return Promotion(
             name=name, version=str(existing.version), alias=alias, created=False, previous=str(current.version)
@@ -267,7 +283,7 @@ def _create_version(client: MlflowClient, name: str, candidate: Candidate):
         lambda: client.create_model_version(
             name,
             source=candidate.model_uri,
-            run_id=candidate.run_id,
+            run_id=candidate.model_run_id,
             tags=candidate.version_tags(),
             description=candidate.description(),
             model_id=model_id,

@@ -21,6 +21,7 @@ from tracking.runs import (
     TAG_LOST,
     TAG_MODEL_URI,
     TAG_PRUNED,
+    TAG_ROLE,
     TAG_TRIAL_ID,
     SweepTarget,
     logged_epochs,
@@ -28,6 +29,7 @@ from tracking.runs import (
 )
 
 TAG_BEST_RUN_ID = "scenesweep.best_run_id"
+TAG_REFIT_OF = "scenesweep.refit_of"  # on a refit run: the trial it retrained (sweep/refit.py)
 # The contract's family-agnostic metrics; the sweep's own metric (summary.metric) comes first.
 SUMMARY_METRICS = ("test_accuracy", "params", "fit_seconds")
 
@@ -44,6 +46,7 @@ class TrialRow:
     error: str = ""
     model_uri: str = ""
     lost: bool = False  # its trial was lost with a killed driver; a resume ran its slot again
+    refit_of: str = ""  # a refit run (sweep/refit.py): the trial id whose configuration it retrained
 
     @property
     def shown_status(self) -> str:
@@ -60,8 +63,14 @@ class TrialRow:
 class SweepSummary:
     metric: str
     mode: str
-    rows: list[TrialRow]
+    rows: list[TrialRow]  # the search's trials
     errors: Counter = field(default_factory=Counter)
+    refits: list[TrialRow] = field(default_factory=list)  # refit runs (sweep/refit.py), oldest first
+
+    def refit_of(self, trial_id: str) -> TrialRow | None:
+        """The newest FINISHED refit of trial `trial_id` that logged a model, or None."""
+        done = [r for r in self.refits if r.refit_of == trial_id and r.status == "FINISHED" and r.model_uri]
+        return done[-1] if done else None
 
     @property
     def finished(self) -> list[TrialRow]:
@@ -86,6 +95,7 @@ def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: s
     """The sweep's trials from one search of its child runs (paged), nothing asked per run: the
     same cost for 10 trials or 1,000 but the size of the answer."""
     rows: list[TrialRow] = []
+    refits: list[TrialRow] = []
     errors: Counter = Counter()
     for run in trial_runs(client, target):
         tags = run.data.tags
@@ -100,11 +110,15 @@ def summarise(client: MlflowClient, target: SweepTarget, *, metric: str, mode: s
             error=tags.get(TAG_ERROR, ""),
             model_uri=tags.get(TAG_MODEL_URI, ""),
             lost=tags.get(TAG_LOST) == "true",
+            refit_of=tags.get(TAG_REFIT_OF, "") if tags.get(TAG_ROLE) == "refit" else "",
         )
+        if row.refit_of:  # no search trial: shown apart, never ranked among them
+            refits.append(row)
+            continue
         rows.append(row)
         if row.status == "FAILED":
             errors[row.error or "unknown error"] += 1
-    return SweepSummary(metric=metric, mode=mode, rows=rows, errors=errors)
+    return SweepSummary(metric=metric, mode=mode, rows=rows, errors=errors, refits=refits)
 
 
 def record_sweep_result(client: MlflowClient, target: SweepTarget, summary: SweepSummary, *, status: str) -> None:
@@ -201,6 +215,15 @@ def format_table(
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)] if lines else [len(h) for h in header]
     render = lambda values: "  ".join(str(v).ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
     return "\n".join([render(header), *map(render, lines)])
+
+
+def format_refits(refits: list[TrialRow]) -> str:
+    """A line per refit run, apart from the trials' table: its source trial, state and held-out test."""
+    return "\n".join(
+        f"refit of trial {r.refit_of} (run {r.run_id}, {r.status}): "
+        f"test_accuracy {_fmt(r.metrics.get('test_accuracy'))}, trained on train+val (its val_* are in-sample)"
+        for r in refits
+    )
 
 
 def format_failures(rows: list[TrialRow], *, width: int = 200) -> str:
