@@ -72,6 +72,15 @@ def prepare_embedded_ray(spec: SweepSpec) -> bool:
     return embedded
 
 
+def gpus_per_trial(spec: SweepSpec) -> float:
+    """--gpus-per-trial, else 1 where the cluster has GPUs and 0 where it has none."""
+    import ray
+
+    if spec.gpus_per_trial is not None:
+        return spec.gpus_per_trial
+    return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
 def require_embedded_token(*, before_import: bool) -> None:
     """The embedded Ray refuses every client without its token.
 

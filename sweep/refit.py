@@ -139,17 +139,15 @@ def run_refit(
     """Retrain `best`'s configuration on train+val in its own run; returns (exit code, what to print).
     The code is 128+signal when interrupted, else 0: a failed refit is a warning (the search
     succeeded and its best trial stays promotable)."""
-    import ray
     from mlflow.tracking import MlflowClient
     from ray import tune
 
+    from sweep.preflight import gpus_per_trial
     from sweep.trial import TRIAL_COMPLETED, TrialSettings, run_trial
     from tracking.callback import TrialRunCloser
     from tracking.runs import close_open_trial_runs
 
-    gpus = spec.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    gpus = gpus_per_trial(spec)
     settings = TrialSettings(
         family=family,
         max_epochs=spec.epochs,
@@ -203,7 +201,7 @@ def run_refit(
     if interrupted:
         return 128 + closer.signum, (
             f"scenesweep: refit of trial {best.trial_id} interrupted; its run is KILLED; "
-            f"run it again with: scenesweep resume {spec.name}"
+            f"run it again with: {spec.resume_command()}"
         )
     if refit is None or refit.info.status != "FINISHED":
         why = refit.data.tags.get("scenesweep.error", "") if refit is not None else "no run was created"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sweep.environment import configure_environment
@@ -246,8 +245,7 @@ def finish(spec: SweepSpec, family: Family, client, target, *, interrupted: bool
     if interrupted:
         print(
             f"scenesweep: interrupted; running trials were stopped and their runs marked KILLED; "
-            f"continue with: scenesweep resume {spec.name}"
-            + (f" --storage {spec.storage}" if Path(spec.storage) != Path("sweeps").resolve() else "")
+            f"continue with: {spec.resume_command()}"
         )
         return EXIT_INTERRUPTED, summary
     best = summary.best

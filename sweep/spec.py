@@ -51,6 +51,11 @@ class SweepSpec:
     objective: list = field(default_factory=list)  # ["accuracy", "params"]: a Pareto search; []: accuracy
     refit: bool = True  # retrain the best configuration on train+val after the search (sweep/refit.py)
 
+    def resume_command(self) -> str:
+        """How to continue this sweep: `scenesweep resume NAME`, with --storage where it is not the default."""
+        storage = f" --storage {self.storage}" if Path(self.storage) != Path("sweeps").resolve() else ""
+        return f"scenesweep resume {self.name}{storage}"
+
     @property
     def sweep_dir(self) -> Path:
         return Path(self.storage) / self.name

@@ -29,13 +29,13 @@ def build_tuner(
 ) -> tune.Tuner:
     """The sweep's Tuner; `callbacks` watch it beside `closer` (the terminal, the parent run),
     `verbose` is Tune's own output (0: none of its tables)."""
-    import ray
     from mlflow.tracking import MlflowClient
     from ray import tune
 
     from search_spaces import PinnedSpace
     from sweep.driver_callbacks import register_driver_callbacks
     from sweep.pareto import objective_metrics
+    from sweep.preflight import gpus_per_trial
     from sweep.refit import reserve_stopper
     from sweep.samplers import make_sampler
     from sweep.scheduler import ChosenRunTheirCourse
@@ -45,9 +45,7 @@ def build_tuner(
     from sweep.trial import TrialSettings, run_trial
     from sweep.warm_start import TAG_WARM_START, seed_study
 
-    gpus = spec.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    gpus = gpus_per_trial(spec)
     settings = TrialSettings(
         family=family,
         max_epochs=spec.epochs,
