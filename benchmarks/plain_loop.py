@@ -12,7 +12,8 @@ shared machine disturbs both alike:
 
 Both train on the sweep's training split (`load_dataset`, split seed 0: the same 1,598 images of
 mit_split_64) and are scored on the test images. `--set KEY=VALUE` changes the trainable's
-configuration (one change at a time, to find what a difference costs).
+configuration (one change at a time, to find what a difference costs); `--family mlp --arms
+trainable` runs another family's paper configuration through the same path.
 
     python -m benchmarks.plain_loop [--seeds 0,1,2] [--epochs 30] [--arms plain,trainable] [--set KEY=VALUE]
 """
@@ -36,10 +37,15 @@ def trial_functions():
     return fit_and_evaluate, seed_everything, set_threads
 
 
-def recipe() -> dict:
-    from search_spaces.tinynet import SEARCH_STARTS
+def recipe(family: str = "tinynet") -> dict:
+    """TinyNet's recipe start; another family's paper configuration as a CPU sweep runs it."""
+    from trainables.families import get_family
 
-    return dict(SEARCH_STARTS[0])
+    if family == "tinynet":
+        from search_spaces.tinynet import SEARCH_STARTS
+
+        return dict(SEARCH_STARTS[0])
+    return get_family(family).default_config(gpu=False)
 
 
 def run(args):
@@ -50,7 +56,10 @@ def run(args):
         raise BenchmarkError(f"--arms: no arm {unknown[0]!r}; choose from {', '.join(ARMS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
     epochs = 2 if args.quick else args.epochs
-    config = {**recipe(), **parse_overrides(args.set)}
+    if args.family != "tinynet" and "plain" in arms:
+        raise BenchmarkError(f"--family {args.family}: the plain arm is TinyNet's recipe; pass --arms trainable")
+    config = {**recipe(args.family), **parse_overrides(args.set)}
+    options = parse_overrides(args.option)
     source = str(Path(args.data).resolve()) if args.data != "demo" else "demo"
     dataset = load_dataset(DataSpec(source=source, per_class=4 if args.quick else None, cache_dir=str(CACHE)))
     _, seed_everything, set_threads = trial_functions()
@@ -63,7 +72,7 @@ def run(args):
             if arm == "plain":
                 accuracy = plain_loop(dataset, seed=seed, epochs=epochs)
             else:
-                accuracy = trainable(dataset, config, epochs=epochs)
+                accuracy = trainable(dataset, config, epochs=epochs, family=args.family, options=options)
             wall = time.perf_counter() - started
             runs.append({"arm": arm, "seed": seed, "test_accuracy": accuracy, "wall_seconds": wall})
             print(f"{arm:<10} seed {seed}: test {accuracy:.3f} in {wall:.0f} s", flush=True)
@@ -76,7 +85,9 @@ def run(args):
             "data": source,
             "train_images": len(dataset.y_train),
             "test_images": len(dataset.y_test),
+            "family": args.family,
             "trainable_config": config,
+            "options": options,
         },
         "runs": runs,
         "arms": rows,
@@ -109,11 +120,11 @@ def parse_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
-def trainable(dataset, config: dict, *, epochs: int) -> float:
+def trainable(dataset, config: dict, *, epochs: int, family: str = "tinynet", options: dict | None = None) -> float:
     from trainables.core.session import TrialSession
 
     fit_and_evaluate, _, _ = trial_functions()
-    outcome = fit_and_evaluate(config, dataset, "tinynet", TrialSession(max_epochs=epochs))
+    outcome = fit_and_evaluate(config, dataset, family, TrialSession(max_epochs=epochs, options=options))
     return outcome.test.accuracy
 
 
@@ -190,6 +201,16 @@ def build_parser():
         default=[],
         metavar="KEY=VALUE",
         help="change the trainable arm's configuration (JSON values; repeatable)",
+    )
+    p.add_argument(
+        "--family", default="tinynet", help="the trainable arm's family (default tinynet; others: --arms trainable)"
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a sweep-wide family option for the trainable arm, e.g. weights=none (repeatable)",
     )
     p.add_argument("--name", default="plain_loop", help="result file name (default plain_loop)")
     return p
