@@ -136,6 +136,11 @@ def conv(width_in, width_out, kernel_size, stride, depthwise, *, bias):
 def initialise(model: nn.Module, init: str, activation: str) -> None:
     nonlinearity = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh"}.get(activation, "relu")
     for module in model.modules():
+        if isinstance(module, nn.Linear) and init == "kaiming":
+            # He init assumes a ReLU after the layer; the head's logits have none, and its fan_out is
+            # the number of classes: std 0.5, initial logits several units apart, which cost the recipe
+            # points. The head keeps PyTorch's default (as torchvision's ResNet does).
+            continue
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             weight = module.weight
             if init == "kaiming":

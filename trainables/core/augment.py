@@ -1,9 +1,10 @@
-"""Batch augmentation on the training device: one affine resample plus colour jitter.
+"""Batch augmentation on the training device: exact flips and shifts, one resample, colour jitter.
 
-Every geometric augmentation (flip, random resized crop, zoom, rotation, shear,
-shift) is folded into one per-image 2x3 matrix and applied with a single
-`grid_sample`, which also resizes to the network's input size; no per-image
-Python work, no host round trip. Config keys are shared by every net family.
+Flips and shifts move whole pixels (a mirror copy; a reflect pad and a random crop), so an image
+they leave in place is bit-for-bit the image the test set shows. Only the augmentations that must
+interpolate (random resized crop, zoom, rotation, shear) resample, all folded into one per-image
+2x3 matrix and one bilinear `grid_sample`, and only when one of them is on. No per-image Python
+work, no host round trip. Config keys are shared by every net family.
 """
 
 from __future__ import annotations
@@ -38,25 +39,25 @@ class DeviceAugmenter:
         self.cfg = {key: config.get(key, default) for key, default in AUGMENT_DEFAULTS.items()}
 
     @property
-    def geometric(self) -> bool:
-        return any(self.cfg[k] for k in ("aug_hflip", "aug_crop", "aug_zoom", "aug_rotate", "aug_shear", "aug_shift"))
-
-    @property
-    def flip_only(self) -> bool:
-        """Flips are the only geometric change: a mirror copy, no resampling needed."""
-        return self.cfg["aug_hflip"] and not any(
-            self.cfg[k] for k in ("aug_crop", "aug_zoom", "aug_rotate", "aug_shear", "aug_shift")
-        )
+    def resampling(self) -> bool:
+        """An augmentation that needs interpolation is on (crop, zoom, rotation, shear)."""
+        return any(self.cfg[k] for k in ("aug_crop", "aug_zoom", "aug_rotate", "aug_shear"))
 
     def __call__(self, images: torch.Tensor, out_size: int) -> torch.Tensor:
         """images: float (B, 3, H, W) in [0, 1] -> augmented (B, 3, out_size, out_size)."""
-        if self.flip_only:
-            # The paper's augmentation; ~3x cheaper on CPU than the general grid_sample path.
-            images = _random_hflip(resize(images, out_size))
-        elif self.geometric:
+        if self.resampling:
+            if images.shape[-1] > out_size:
+                images = resize(images, out_size)  # antialiased, as at test time; then one resample
             images = self._affine(images, out_size)
         else:
+            # Exactly the test-time preprocessing: a bilinear resample here would blur and shift every
+            # training image by fractions of a pixel that test images never see (benchmarks/plain_loop.py).
             images = resize(images, out_size)
+        # Flips and shifts only move whole pixels, so they never blend them.
+        if self.cfg["aug_hflip"]:
+            images = _random_hflip(images)
+        if self.cfg["aug_shift"]:
+            images = _random_shift(images, round(self.cfg["aug_shift_fraction"] * out_size))
         return self._colour(images)
 
     def _affine(self, images: torch.Tensor, out_size: int) -> torch.Tensor:
@@ -70,9 +71,6 @@ class DeviceAugmenter:
         # Output -> input coordinates (normalised to [-1, 1]); built right to left.
         matrix = torch.eye(2, device=device, dtype=dtype).expand(batch, 2, 2).clone()
         offset = torch.zeros(batch, 2, device=device, dtype=dtype)
-        if cfg["aug_hflip"]:
-            flip = torch.where(torch.rand(batch, device=device) < 0.5, -ones, ones)
-            matrix = matrix * torch.stack([flip, ones], dim=1)[:, None, :]
         if cfg["aug_zoom"]:
             zoom = uniform(1 - cfg["aug_zoom_fraction"], 1 + cfg["aug_zoom_fraction"])
             matrix = matrix * zoom[:, None, None]
@@ -89,9 +87,6 @@ class DeviceAugmenter:
             width, height = torch.sqrt(area * aspect).clamp(max=1), torch.sqrt(area / aspect).clamp(max=1)
             matrix = _stack2(width, zeros, zeros, height) @ matrix
             offset = offset + torch.stack([uniform(-1, 1) * (1 - width), uniform(-1, 1) * (1 - height)], dim=1)
-        if cfg["aug_shift"]:
-            shift = torch.stack([uniform(-1, 1), uniform(-1, 1)], dim=1)
-            offset = offset + shift * 2 * cfg["aug_shift_fraction"]
         theta = torch.cat([matrix, offset[:, :, None]], dim=2)
         grid = F.affine_grid(theta, [batch, images.shape[1], out_size, out_size], align_corners=False)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
@@ -127,6 +122,21 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 def _random_hflip(images: torch.Tensor) -> torch.Tensor:
     flip = torch.rand(images.shape[0], device=images.device) < 0.5
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def _random_shift(images: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Move each image by a random whole number of pixels in [-pixels, pixels] along each axis,
+    reflecting at the border: a reflect pad and a random crop, per image, without a Python loop."""
+    batch, channels, height, width = images.shape
+    pixels = min(pixels, height - 1, width - 1)  # reflect padding must be smaller than the image
+    if pixels < 1:
+        return images
+    padded = F.pad(images, (pixels, pixels, pixels, pixels), mode="reflect")
+    dy, dx = torch.randint(0, 2 * pixels + 1, (2, batch, 1), device=images.device)
+    rows = (dy + torch.arange(height, device=images.device))[:, None, :, None]
+    cols = (dx + torch.arange(width, device=images.device))[:, None, None, :]
+    index = torch.arange(batch, device=images.device)[:, None, None, None]
+    return padded[index, torch.arange(channels, device=images.device)[:, None, None], rows, cols]
 
 
 def _stack2(a, b, c, d):
