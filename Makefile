@@ -76,6 +76,7 @@ BENCH_DATA ?= ../shared/data/mit_split_64
 SEARCH_BUDGET ?= 15m
 LOCK := $(if $(BENCH_LOCK),flock $(BENCH_LOCK))
 bench: setup ## the benchmark suite (README, Performance); BENCH_DATA=path/to/MIT_split
+	$(LOCK) $(PY) -m benchmarks.plain_loop --data $(BENCH_DATA) --seeds 0,1,2 --epochs 30
 	$(LOCK) $(PY) -m benchmarks.throughput --data $(BENCH_DATA) --compile
 	$(LOCK) $(PY) -m benchmarks.overhead --data $(BENCH_DATA)
 	$(LOCK) $(PY) -m benchmarks.time_to_accuracy --data $(BENCH_DATA)

@@ -32,7 +32,7 @@ ARMS = ("plain", "trainable")
 
 def trial_functions():
     """The project's trial path, imported in this one place (it moves with the sweep package)."""
-    from trainables.trial import fit_and_evaluate, seed_everything, set_threads
+    from trainables.training import fit_and_evaluate, seed_everything, set_threads
 
     return fit_and_evaluate, seed_everything, set_threads
 
