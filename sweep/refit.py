@@ -148,16 +148,11 @@ def run_refit(
     from tracking.runs import close_open_trial_runs
 
     gpus = gpus_per_trial(spec)
-    settings = TrialSettings(
-        family=family,
-        max_epochs=spec.epochs,
-        seed=spec.seed,
-        threads=max(1, int(spec.cpus_per_trial)),
-        target=target,
-        options={"cache_dir": spec.data.cache_dir, **spec.options},
-        time_limit=spec.trial_timeout,
+    settings = TrialSettings.of_sweep(
+        spec,
+        family,
+        target,
         chance_stop=False,  # the configuration learned in its trial; its in-sample val is no test of that
-        data_source=spec.data.source,
         run_name=REFIT_NAME_PREFIX + trial_name,
         run_tags={
             TAG_ROLE: ROLE_REFIT,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from trainables.families import Family
 from trainables.training import TrialOutcome, fit_and_evaluate, seed_everything, set_threads
 
 if TYPE_CHECKING:
+    from sweep.spec import SweepSpec
     from tracking.runs import SweepTarget
     from trainables.core.data import Dataset
 
@@ -48,6 +49,24 @@ class TrialSettings:
     data_source: str = "demo"  # --data as given: recorded as the run's dataset input
     run_name: str = ""  # the run's name; "" = the Tune trial's name (a refit names its own: sweep/refit.py)
     run_tags: dict = field(default_factory=dict)  # tags over the run's own (a refit's role and source trial)
+
+    @classmethod
+    def of_sweep(cls, spec: SweepSpec, family: Family, target: SweepTarget, **overrides) -> TrialSettings:
+        """The settings every trial of sweep `spec` trains with (the refit overrides a few)."""
+        return replace(
+            cls(
+                family=family,
+                max_epochs=spec.epochs,
+                seed=spec.seed,
+                threads=max(1, int(spec.cpus_per_trial)),
+                target=target,
+                options={"cache_dir": spec.data.cache_dir, **spec.options},
+                time_limit=spec.trial_timeout,
+                chance_stop=spec.chance_stop,
+                data_source=spec.data.source,
+            ),
+            **overrides,
+        )
 
 
 def option_tags(options: dict) -> dict:

@@ -46,17 +46,7 @@ def build_tuner(
     from sweep.warm_start import TAG_WARM_START, seed_study
 
     gpus = gpus_per_trial(spec)
-    settings = TrialSettings(
-        family=family,
-        max_epochs=spec.epochs,
-        seed=spec.seed,
-        threads=max(1, int(spec.cpus_per_trial)),
-        target=closer.target,
-        options={"cache_dir": spec.data.cache_dir, **spec.options},
-        time_limit=spec.trial_timeout,
-        chance_stop=spec.chance_stop,
-        data_source=spec.data.source,
-    )
+    settings = TrialSettings.of_sweep(spec, family, closer.target)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, dataset=dataset, settings=settings),
         {"cpu": spec.cpus_per_trial, "gpu": gpus},
