@@ -113,11 +113,6 @@ class SweepSearch(Searcher):
         """The trial is a configuration chosen before the search (points_to_evaluate), not a proposal."""
         return trial_id in self._enqueued
 
-    def optuna_trial_number(self, trial_id: str) -> int | None:
-        """The study's number for a Tune trial (None: this searcher never asked for it)."""
-        trial = self._trials.get(trial_id)
-        return None if trial is None else trial.number
-
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if self.multi_objective or trial_id in self._ended or trial_id not in self._trials:
             return
