@@ -171,11 +171,11 @@ def run_sweep(*, name: str, workdir: Path, args: list[str], timeout: float = 360
 
 
 def trial_runs_of(sweep: SweepRun) -> list:
-    """The sweep's trial runs from MLflow, oldest first."""
-    from tracking.runs import trial_runs
+    """The sweep's trial runs from MLflow (not its refit), oldest first."""
+    from tracking.runs import TAG_ROLE, trial_runs
 
     client, target = _client_and_target(sweep)
-    return trial_runs(client, target)
+    return [run for run in trial_runs(client, target) if run.data.tags.get(TAG_ROLE) == "trial"]
 
 
 def _client_and_target(sweep: SweepRun):

@@ -85,6 +85,7 @@ def main() -> int:
                 "1",
                 "--scheduler",
                 "fifo",
+                "--no-refit",  # the trials' load on the server
                 "--cpus-per-trial",
                 str(args.cpus_per_trial),
                 "--name",

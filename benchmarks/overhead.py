@@ -193,6 +193,7 @@ def scenesweep(workdir: Path, data: str, *, trials: int, epochs: int, threads: i
         str(SEED),
         "--cache-dir",
         str(CACHE),
+        "--no-refit",  # the search's own cost against the plain loop's (a refit would add a training)
     ]
     if per_class:
         args += ["--per-class", str(per_class)]

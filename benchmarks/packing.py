@@ -62,6 +62,7 @@ def run(args):
             str(1 / level if gpu else 0),
             "--cache-dir",
             str(CACHE),
+            "--no-refit",  # trials per hour of the search
             *paper_pins(),
         ]
         if args.quick:

@@ -148,6 +148,7 @@ def sweep_and_probe(root: Path, uri: str, *, trials: int, args) -> dict:
         str(EPOCHS),
         "--scheduler",
         "fifo",
+        "--no-refit",  # trials per minute of the search
         "--cpus-per-trial",
         str(args.cpus_per_trial),
         "--name",

@@ -44,6 +44,7 @@ def run(args):
         str(args.seed),
         "--cache-dir",
         str(CACHE),
+        "--no-refit",  # the time the search takes to reach the target
     ]
     if args.gpus_per_trial is not None:
         cli += ["--gpus-per-trial", str(args.gpus_per_trial)]

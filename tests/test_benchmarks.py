@@ -93,7 +93,8 @@ def test_gpu_check_runs_all_five_benchmarks_small_on_cpu(mit_split_tree, tmp_pat
     tta = json.loads((out / "time_to_accuracy.json").read_text())
     # --quick's target is 0: any validation value reaches it, so what is checked is that the sweep's own
     # curve says so: the first point at or above the target is where the sweep reached it.
-    assert tta["trials"] >= 1 and 0 < tta["best_val_accuracy"] <= 1 and 0 < tta["best_test_accuracy"] <= 1
+    # (a two-epoch run on the small tree can score 0: the values must be there and be accuracies)
+    assert tta["trials"] >= 1 and 0 <= tta["best_val_accuracy"] <= 1 and 0 <= tta["best_test_accuracy"] <= 1
     assert tta["reached"] == (tta["best_val_accuracy"] >= tta["target_val_accuracy"])
     assert 0 < tta["seconds_to_target"] <= tta["sweep_seconds"] and tta["reached_at_epoch"] >= 1
     packing = json.loads((out / "packing.json").read_text())
@@ -110,7 +111,7 @@ def test_gpu_check_runs_all_five_benchmarks_small_on_cpu(mit_split_tree, tmp_pat
     )
     assert 0 < rows["time to first trial (s)"]["scenesweep"] < wall["scenesweep"]
     # The model is logged off the trial's path, by its node's recorder; the median trial is reported too.
-    assert 0 < rows["  logged model"]["scenesweep"] <= rows["recorder, off the trial's path, per trial"]["scenesweep"]
+    assert 0 < rows["logged model"]["scenesweep"] <= rows["recorder, off the trial's path, per trial"]["scenesweep"]
     assert rows["median trial (steady state)"]["scenesweep"] is not None
     assert "OVERHEAD, per trial" in (out / "overhead.log").read_text()  # its table is printed
     scale = json.loads((out / "scale.json").read_text())  # 20 trivial trials, MLflow server on PostgreSQL + S3
