@@ -147,11 +147,17 @@ def _stop_like_ctrl_c(signum, _frame) -> None:
     raise Stopped(signum)
 
 
+def stop_like_ctrl_c() -> None:
+    """SIGTERM and SIGHUP end a sweep as Ctrl-C does: its Tune run then stops them gracefully
+    (tracking.callback), and before it they unwind like Ctrl-C. Only the commands that run a sweep
+    take them so; a server (dashboard, serve) keeps the default, which ends it at once."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _stop_like_ctrl_c)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGHUP):  # a sweep's Tune run then stops them gracefully
-            signal.signal(signum, _stop_like_ctrl_c)
     try:
         return args.handler(args) or 0
     except Exception as exc:
@@ -181,12 +187,14 @@ def _usage_errors() -> tuple[type[Exception], ...]:
 def cmd_sweep(args) -> int:
     from sweep.run import start_sweep
 
+    stop_like_ctrl_c()
     return start_sweep(spec_from_args(args), output=args.output)
 
 
 def cmd_resume(args) -> int:
     from sweep.run import run_sweep
 
+    stop_like_ctrl_c()
     spec = load_spec(args.storage, args.sweep, address=args.address, uri=args.tracking_uri, refit=args.refit)
     return run_sweep(spec, resume=True, output=args.output)
 

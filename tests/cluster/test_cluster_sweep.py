@@ -9,6 +9,7 @@ that fails alone while the sweep goes on and `best` ignores it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,11 @@ DIVERGES_WITHOUT_LR_FINDER = {
     "lr": 0.3,
     "momentum": 0.99,
     "one_cycle": False,
+    # Small batches and wide kernels: NaN within the first epoch on the default split (seed 0; within two on
+    # seed 1's), while the LR finder still picks a rate that trains. Since the logits' layer keeps PyTorch's
+    # default init, the batch of 32 and 3x3 kernels alone diverged only at epoch 2, or not at all at seed 0.
+    "batch_size": 16,
+    "kernel_size": 7,
 }
 
 
@@ -101,7 +107,10 @@ def test_a_diverging_trial_fails_alone_and_best_ignores_it(topology, cluster_swe
     assert by_status["FINISHED"] and by_status["FAILED"], [c.info.status for c in children]
     for failed in by_status["FAILED"]:
         assert failed.data.params["lr_finder"] == "False"
-        assert failed.data.tags["scenesweep.error"].startswith("training diverged: train loss is nan at epoch 1")
+        # at epoch 1 or 2 of 2: which one depends on the data split (--seed 1) and is not what is tested here
+        assert re.match(
+            r"training diverged: train loss is nan at epoch [12] \(lr 0\.3\)", failed.data.tags["scenesweep.error"]
+        )
         assert failed.data.tags["scenesweep.attempt"] == "1"  # deterministic: not retried
     best = run_cli("best", SWEEP, "--top", "3", "--tracking-uri", topology.uri, cwd=workdir, timeout=120)
     assert best.returncode == 0, best.stderr

@@ -268,17 +268,21 @@ def test_tracking_server_restarted_mid_sweep(topology, tmp_path):
         args = sweep_args(topology, tmp_path / "sweeps", name, samples=2, epochs=epochs)
         args[args.index("--tracking-uri") + 1] = server.uri
         sweep = start_cli("sweep", *args, *QUICK, cwd=tmp_path, log=log)
-        # A trial has opened its run and is about to log its epochs: the outage comes now.
+        # A trial has logged an epoch and has more to go: the outage comes now, and lasts at least two of
+        # its epochs (as measured), so its next epoch's metrics are logged while the server is down.
         wait_for(
-            lambda: any(t["status"] == "RUNNING" and not t["steps"] for t in trials(server.uri, name)),
+            lambda: mid_training(server.uri, name, epochs=epochs),
             timeout=300,
-            what="a trial starting to train",
+            what="a trial mid-training",
             process=sweep,
             interval=0.2,
         )
+        epoch_seconds = max(
+            t["run"].data.metrics.get("epoch_seconds", 0.0) for t in trials(server.uri, name) if t["steps"]
+        )
         server.stop()
         down_at = time.time()
-        time.sleep(OUTAGE_SECONDS)  # the outage itself (plus the restart below): not waiting on anything
+        time.sleep(max(OUTAGE_SECONDS, 2 * epoch_seconds))  # the outage itself: not waiting on anything
         server.start()
         back_at = time.time()
         output = finish(sweep, log)
