@@ -124,10 +124,15 @@ def log_study_plots(client: MlflowClient, run_id: str, study: optuna.Study, *, m
 
 
 def importance_order(client: MlflowClient, run_id: str) -> list[str]:
-    """Parameters most important first, from the parent run's param_importances.json ([] if none)."""
+    """Parameters most important first, from the parent run's param_importances.json ([] if none).
+    Listed before it is fetched: a missing file behind a proxied S3 store answers with a server error,
+    which MLflow's client retries with backoff for minutes."""
+    wanted = f"{FOLDER}/{IMPORTANCE_FILE}"
     try:
-        path = client.download_artifacts(run_id, f"{FOLDER}/{IMPORTANCE_FILE}")
-    except Exception:  # noqa: BLE001 - a sweep without the file (older, or too few trials)
+        if wanted not in {info.path for info in client.list_artifacts(run_id, FOLDER)}:
+            return []  # a sweep without it (older, or too few trials to rank parameters)
+        path = client.download_artifacts(run_id, wanted)
+    except Exception:  # noqa: BLE001 - an unreadable store: `best` still lists the trials
         return []
     return list(json.loads(Path(path).read_text()))
 
