@@ -18,13 +18,14 @@ def space(trial):
     trial.suggest_float("lr", 1e-4, 1e-1, log=True)
 
 
-def searcher_on(journal: str, *, study: str, samples: int = 0) -> SweepSearch:
-    """A SweepSearch over `space` on a journal study, as build_tuner makes one."""
+def searcher_on(journal: str, *, study: str, samples: int = 0, chosen: list[dict] | None = None) -> SweepSearch:
+    """A SweepSearch over `space` on a journal study, as build_tuner makes one (`chosen` run first)."""
     return SweepSearch(
         space=space,
         metric="val_accuracy",
         mode="max",
         sampler=optuna.samplers.RandomSampler(seed=0),
+        points_to_evaluate=chosen,
         study_name=study,
         storage=JournalStorage(JournalFileBackend(journal)),
         samples=samples,
@@ -143,15 +144,7 @@ def journal_study(journal: str, name: str) -> optuna.Study:
 def test_chosen_configurations_run_first_in_order_and_are_told_apart(tmp_path):
     journal = str(tmp_path / "optuna.journal")
     chosen = [{"lr": 0.003}, {"lr": 0.02}]
-    searcher = SweepSearch(
-        space=space,
-        metric="val_accuracy",
-        mode="max",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        points_to_evaluate=chosen,
-        study_name="sweep-e",
-        storage=JournalStorage(JournalFileBackend(journal)),
-    )
+    searcher = searcher_on(journal, study="sweep-e", chosen=chosen)
     assert [searcher.suggest(t) for t in ("t1", "t2")] == chosen
     assert searcher.suggest("t3")["lr"] not in (0.003, 0.02)
     assert [searcher.was_enqueued(t) for t in ("t1", "t2", "t3", "unknown")] == [True, True, False, False]
@@ -245,15 +238,7 @@ def test_a_restored_searcher_goes_on_with_the_same_optuna_trials(tmp_path):
     the epochs it repeats (reported under the killed driver, after the snapshot) keep their values."""
     journal, snapshot = str(tmp_path / "optuna.journal"), str(tmp_path / "searcher-state.pkl")
     chosen = [{"lr": 0.003}]
-    first = SweepSearch(
-        space=space,
-        metric="val_accuracy",
-        mode="max",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        points_to_evaluate=chosen,
-        study_name="sweep-r",
-        storage=JournalStorage(JournalFileBackend(journal)),
-    )
+    first = searcher_on(journal, study="sweep-r", chosen=chosen)
     tuner_pkl = pickle.dumps(first)  # before the sweep starts, as Tuner() does
     assert first.suggest("chosen") == chosen[0] and first.suggest("proposed")
     first.on_trial_result("proposed", epochs(0.3)[0])
@@ -300,16 +285,7 @@ def test_a_search_started_over_after_an_early_kill_queues_each_chosen_configurat
     chosen = [{"lr": 0.01}, {"lr": 0.02}, {"lr": 0.03}]
 
     def searcher() -> SweepSearch:
-        return SweepSearch(
-            space=space,
-            metric="val_accuracy",
-            mode="max",
-            sampler=optuna.samplers.RandomSampler(seed=0),
-            points_to_evaluate=chosen,
-            study_name="early",
-            storage=JournalStorage(JournalFileBackend(journal)),
-            samples=3,
-        )
+        return searcher_on(journal, study="early", samples=3, chosen=chosen)
 
     dying = searcher()
     assert dying.suggest("a") and dying.suggest("b")  # the first two chosen, asked for, then the kill
